@@ -1,0 +1,237 @@
+"""Notebook API: ask a StreamForest model about a video *as it would answer at a given moment*.
+
+    >>> from streamforest import StreamForest
+    >>> sf = StreamForest.from_pretrained("path/to/StreamForest-Qwen2-7B", dtype="bfloat16", device="cuda")
+    >>> sf.ask("drive.mp4", "What colour is the traffic light?", at=12.5)
+    Answer(text='Red.', time=12.5, num_frames=13, timestamps=[0.5, 1.5, ...])
+
+This is the reference evaluation path (spec §5.2–5.3), one question at a time: frames of ``[start, at]``
+sampled at ≈1 fps with the evaluation rule, the ``short_online_v2`` time message, the ``qwen_2`` prompt
+with the evaluation-time insertion, greedy decoding stopped at ``<|im_end|>``; the memory is rebuilt from
+the clip's frames for every question (use ``streamforest.streaming`` for a real online session).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Answer", "StreamForest"]
+
+STOP_STRING = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer: generated ``text``, the question ``time`` (s), and the frames the model saw."""
+
+    text: str
+    time: float
+    num_frames: int
+    timestamps: list[float] = field(default_factory=list)
+
+
+def _rate_of(num: int, fps: float | None, timestamps: Any) -> tuple[float, float]:
+    """``(fps, t0)`` of an in-memory frame stack from ``fps`` or evenly spaced ``timestamps`` (s)."""
+    if fps is not None:
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        return float(fps), 0.0
+    if timestamps is None:
+        raise ValueError("frames given as an array need fps= (frames per second) or timestamps= (seconds)")
+    ts = np.asarray(timestamps, dtype=np.float64)
+    if ts.shape != (num,) or num < 2 or np.any(np.diff(ts) <= 0):
+        raise ValueError(
+            f"timestamps must hold one increasing time (s) per frame ({num} frames), got {ts.shape}"
+        )
+    step = np.diff(ts)
+    if np.ptp(step) > 0.05 * float(np.median(step)):
+        raise ValueError("timestamps must be evenly spaced (constant frame rate); resample the frames first")
+    return round(1.0 / float(np.mean(step)), 6), float(ts[0])
+
+
+@dataclass
+class _Frames:
+    frames: np.ndarray  # [T,H,W,3] uint8
+    sec: list[str]  # the reference's str(round(index / fps, 1)) per frame
+    duration: float
+    time: float
+
+
+class StreamForest:
+    """A loaded model plus the evaluation settings (``max_frames``, ``time_msg``, ``template``)."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        model: Any,
+        image_processor: Any,
+        *,
+        max_frames: int = 2048,
+        time_msg: str | None = "short_online_v2",
+        template: str = "qwen_2",
+    ) -> None:
+        from streamforest.prompts import get_template
+
+        get_template(template)  # unknown names raise ValueError listing the known ones
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        self.tokenizer = tokenizer
+        self.model = model
+        self.image_processor = image_processor
+        self.max_frames = int(max_frames)
+        self.time_msg = time_msg
+        self.template = template
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        dtype: str | torch.dtype = "auto",
+        device: str = "cpu",
+        max_frames: int = 2048,
+        time_msg: str | None = "short_online_v2",
+        template: str = "qwen_2",
+        **load_kwargs: Any,
+    ) -> StreamForest:
+        """Load a checkpoint (``streamforest.model.loader.load_pretrained``) with evaluation settings."""
+        from streamforest.model.loader import load_pretrained
+
+        loaded = load_pretrained(path, dtype=dtype, device=device, **load_kwargs)
+        return cls(
+            loaded.tokenizer,
+            loaded.model,
+            loaded.image_processor,
+            max_frames=max_frames,
+            time_msg=time_msg,
+            template=template,
+        )
+
+    # ------------------------------------------------------------------ frames
+    def _frames_from_path(
+        self, path: str | Path, at: float | None, start: float, fps: float | None
+    ) -> _Frames:
+        from streamforest.prompts import frame_timestamps
+        from streamforest.video import END_MARGIN_S, load_video
+
+        src = Path(path)
+        if not src.exists():
+            raise FileNotFoundError(f"video {src} does not exist (pass a video file or a frame folder)")
+        clip = None if (at is None and start == 0.0) else (start, at)
+        video = load_video(
+            src,
+            sample="dynamic_fps1",
+            min_num_frames=4,
+            max_num_frames=self.max_frames,
+            clip=clip,
+            local_num_frames=1,
+            fps=fps,
+        )
+        if at is not None and (at - start) - video.duration > END_MARGIN_S + 1e-6:
+            raise ValueError(
+                f"at={at} s is beyond the end of {src} (it ends at about {start + video.duration + END_MARGIN_S:.2f} s); "
+                "ask at a time within the video"
+            )
+        time = float(at) if at is not None else float(start + video.duration)
+        return _Frames(video.frames, frame_timestamps(video.indices, video.fps), float(video.duration), time)
+
+    def _frames_from_array(
+        self, frames: np.ndarray, at: float | None, start: float, fps: float | None, timestamps: Any
+    ) -> _Frames:
+        """Frames in memory follow the decord clip rule (spec §5.3) with frame k at ``t0 + k / fps``."""
+        from streamforest.prompts import frame_timestamps
+        from streamforest.video import END_MARGIN_S, get_frame_indices
+
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be a uint8 array [T,H,W,3], got {frames.dtype} {frames.shape}")
+        fps, t0 = _rate_of(frames.shape[0], fps, timestamps)
+        total = frames.shape[0] / fps
+        end = total if at is None else float(at) - t0
+        begin = max(0.0, start - t0)
+        if end > total + 1e-6:
+            raise ValueError(f"at={at} s is beyond the end of the frames ({t0 + total:.2f} s at {fps:g} fps)")
+        end = min(end, total - END_MARGIN_S)
+        vlen, offset = int((end - begin) * fps), int(begin * fps)
+        if end <= begin or vlen < 1:
+            raise ValueError(f"the clip [{start}, {at}] s holds no frame of the given frames (t0={t0:g} s)")
+        indices = get_frame_indices(
+            None, vlen, "dynamic_fps1", input_fps=fps, min_num_frames=4, max_num_frames=self.max_frames,
+            local_num_frames=1,
+        )  # fmt: skip
+        local = [i + offset for i in indices]
+        absolute = [i + round(t0 * fps) for i in local]
+        time = float(at) if at is not None else t0 + total
+        return _Frames(frames[local], frame_timestamps(absolute, fps), end - begin, time)
+
+    # ------------------------------------------------------------------ ask
+    def ask(
+        self,
+        video: str | Path | np.ndarray,
+        question: str,
+        at: float | None = None,
+        start: float = 0.0,
+        max_new_tokens: int | None = 16,
+        *,
+        fps: float | None = None,
+        timestamps: Any = None,
+    ) -> Answer:
+        """Answer ``question`` about ``video`` as the released model would at time ``at`` (s).
+
+        Args:
+            video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (then ``fps`` or ``timestamps``).
+            question: the question text (options included for multiple choice).
+            at: question time in seconds; None = the end of the video.
+            start: clip start in seconds (the reference evaluates ``[0, at]``).
+            max_new_tokens: 16 like the multiple-choice tasks; None = the adapter default (1024).
+            fps: frame rate of a frame folder or array.
+            timestamps: per-frame times (s) of an array, instead of ``fps``.
+        """
+        if at is not None and at <= start:
+            raise ValueError(f"at={at} must be after start={start} (the clip [start, at] would be empty)")
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        if isinstance(video, np.ndarray):
+            got = self._frames_from_array(video, at, start, fps, timestamps)
+        else:
+            got = self._frames_from_path(video, at, start, fps)
+        if len(got.frames) == 0:
+            raise ValueError(f"no frames in the clip [{start}, {got.time}] s")
+        text = self._generate(got, question, max_new_tokens)
+        return Answer(text, got.time, len(got.frames), [float(s) for s in got.sec])
+
+    def _generate(self, got: _Frames, question: str, max_new_tokens: int | None) -> str:
+        from streamforest.prompts import (
+            EVAL_GENERATION_DEFAULTS,
+            KeywordsStoppingCriteria,
+            build_inference_prompt,
+            time_message,
+            tokenizer_image_token,
+        )
+
+        msg = time_message(self.time_msg, got.sec, got.duration) if self.time_msg else None
+        prompt = build_inference_prompt(question, msg, template=self.template)
+        ids = tokenizer_image_token(prompt, self.tokenizer, return_tensors="pt").unsqueeze(0)
+        ids = ids.to(self.model.device)
+        pixels = self.image_processor.preprocess(got.frames)["pixel_values"]
+        pixels = pixels.to(device=self.model.device, dtype=self.model.dtype)
+        kwargs = {k: v for k, v in EVAL_GENERATION_DEFAULTS.items() if k not in ("temperature", "top_p")}
+        if max_new_tokens is not None:
+            kwargs["max_new_tokens"] = int(max_new_tokens)
+        stop = KeywordsStoppingCriteria([STOP_STRING], self.tokenizer, ids)
+        with torch.inference_mode():
+            out = self.model.generate(
+                ids,
+                images=[pixels],
+                modalities=["video"],
+                pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=[stop],
+                **kwargs,
+            )
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)[0].strip()

@@ -1,0 +1,302 @@
+"""Tiny StreamForest checkpoints in exactly the released format, built locally (tests, demo, CI).
+
+Nothing is downloaded: the tokenizer is a byte-level BPE trained here with ``tokenizers`` (Qwen special
+tokens ``<|endoftext|>`` (pad/bos), ``<|im_start|>``, ``<|im_end|>`` (eos)), the weights are random
+(seeded). Sizes (docs/ARCHITECTURE.md): SigLIP 56² / patch 14 (P = 16), width 64, 4 heads, 3 layers
+before truncation, MLP 128; Qwen2 width 64, 2 layers, 4 / 2 KV heads, MLP 128.
+
+    python -m streamforest.tiny OUT_DIR [--projector tome729_fstw_pemf] [--seed 0]
+    python -m streamforest.tiny --describe-real      # parameter counts of the real architecture (meta device)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamforest.model.config import SO400M_VISION_CONFIG, LlavaQwenConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TINY_MEMORY_CONFIG",
+    "TINY_VISION_CONFIG",
+    "describe_real",
+    "make_tiny_checkpoint",
+    "make_tiny_tokenizer",
+    "tiny_config",
+]
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+TINY_VISION_CONFIG: dict[str, Any] = {
+    **SO400M_VISION_CONFIG,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "image_size": 56,
+    "patch_size": 14,
+}
+"""Tiny SigLIP before truncation (2 layers are kept); grid 4, P = 16 tokens per frame."""
+
+TINY_MEMORY_CONFIG: dict[str, Any] = {
+    "hidden_size": 64,
+    "num_heads": 4,
+    "now_tokens": 16,
+    "short_tokens": 8,
+    "long_tokens_per_frame": 4,
+    "short_frames": 6,
+    "event_window": 4,
+    "long_token_quota": 64,
+}
+"""Memory hyper-parameters scaled to the tiny tower (docs/ARCHITECTURE.md)."""
+
+_PROJECTOR_KEYS: dict[str, dict[str, Any]] = {
+    # spec §3.1: StreamForest-Qwen2-7B / -Drive
+    "tome729_fstw_pemf": {
+        "vision_encode_type": "image_video_memory_batch",
+        "mm_local_num_frames": 1,
+        "mm_pos_num_frames": 1,
+        "time_msg_type": "short_online_v2",
+        "mm_tunable_parts": "mm_mlp_adapter,mm_language_model",
+    },
+    # spec §3.1: StreamForest-Pretrain-Qwen2-7B
+    "tome16_mlp": {
+        "vision_encode_type": "image_video_new",
+        "mm_local_num_frames": 8,
+        "mm_pos_num_frames": 8,
+        "time_msg_type": "short",
+        "mm_tunable_parts": "mm_vision_tower,mm_mlp_adapter,mm_language_model",
+    },
+    # stage 2 output (never released; same keys)
+    "tome64_mlp": {
+        "vision_encode_type": "image_video_new",
+        "mm_local_num_frames": 2,
+        "mm_pos_num_frames": 2,
+        "time_msg_type": "short",
+        "mm_tunable_parts": "mm_vision_tower,mm_mlp_adapter,mm_language_model",
+    },
+}
+
+_COMMON_MM_KEYS: dict[str, Any] = {
+    "mm_vision_tower": "google/siglip-so400m-patch14-384",
+    "vision_tower_pretrained": None,
+    "use_mm_proj": True,
+    "mm_vision_select_layer": -2,
+    "mm_vision_select_feature": "patch",
+    "mm_patch_merge_type": "flat",
+    "mm_num_compress_latents": 128,
+    "mm_num_compress_query_type": "pooling",
+    "mm_close_init": True,
+    "min_slow_num_frames": 4,
+    "mm_llm_compress": False,
+    "llm_compress_layer_list": [8, 16, 24],
+    "llm_image_token_ratio_list": [1.0, 0.5, 0.25, 0.125],
+    "llm_compress_type": "attention",
+    "mm_newline_position": "one_token",
+    "enable_depth_vision_tower": False,
+    "use_pos_skipping": False,
+    "pos_skipping_range": 4096,
+    "mm_spatial_pool_mode": "bilinear",
+    "image_aspect_ratio": "square",
+    "frame_aspect_ratio": "square",
+    "max_num_pixels": 14745600000,
+    "image_grid_pinpoints": None,
+    "frame_grid_pinpoints": None,
+    "image_crop_resolution": None,
+    "image_split_resolution": None,
+    "tokenizer_padding_side": "right",
+    "tokenizer_model_max_length": 32768,
+    "time_msg_per_frame_token": None,
+    "mm_use_im_start_end": False,
+    "mm_use_im_patch_token": False,
+    "mm_projector_lr": None,
+    "mm_vision_tower_lr": 2e-06,
+}
+
+_CORPUS = """
+You are a helpful assistant. The video contains frames sampled from the past seconds ago of the entire video
+up to the present moment. The video lasts for seconds, and frames are uniformly sampled from it.
+Answer with the option's letter from the given choices directly. A. B. C. D. E. Yes. No.
+What colour is the traffic light? The traffic light is red. The traffic light is green. The light is yellow.
+How many cars are in front of the ego vehicle? There are two cars. There is one truck and a bus.
+Is there a pedestrian crossing the road? A pedestrian is crossing the street at the crosswalk.
+The car turns left at the intersection. The car turns right. The vehicle stops. The vehicle moves forward.
+What is the person doing? The person is walking. The man is riding a bicycle. The woman is holding a cup.
+Describe the scene. A road with trees, buildings, a white line, a blue sky and the sun.
+0 1 2 3 4 5 6 7 8 9 10 11 12 20 30 0.5 1.5 12.5 35.0 35.5 seconds frames video image first then next last.
+"""
+
+
+def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    return tok
+
+
+def make_tiny_tokenizer(
+    out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 1024
+) -> Any:
+    """Train a byte-level BPE tokenizer on a built-in corpus (+ ``texts``) and save it to ``out_dir``.
+
+    Returns the ``PreTrainedTokenizerFast`` (loadable again with ``AutoTokenizer.from_pretrained(out_dir)``).
+    ``<|endoftext|>`` is pad (and nominal bos; none is added, like Qwen), ``<|im_end|>`` is eos.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [line for line in _CORPUS.splitlines() if line.strip()] + [str(t) for t in (texts or [])]
+    raw = _train_tokenizer(corpus, vocab_size)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        model_max_length=32768,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(out))
+    return tokenizer
+
+
+def tiny_config(
+    projector_type: str = "tome729_fstw_pemf", vocab_size: int = 1024, **overrides: Any
+) -> LlavaQwenConfig:
+    """Released-format config at tiny sizes (flat ``mm_*`` keys of spec §3.1 + ``vision_config``)."""
+    if projector_type not in _PROJECTOR_KEYS:
+        raise ValueError(f"tiny checkpoints exist for {sorted(_PROJECTOR_KEYS)}, not {projector_type!r}")
+    values: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "max_window_layers": 2,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": False,
+        "use_sliding_window": False,
+        "use_cache": True,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 0,
+        **_COMMON_MM_KEYS,
+        "mm_projector_type": projector_type,
+        "mm_hidden_size": TINY_VISION_CONFIG["hidden_size"],
+        **_PROJECTOR_KEYS[projector_type],
+        "vision_config": dict(TINY_VISION_CONFIG),
+        "memory_config": dict(TINY_MEMORY_CONFIG),
+    }
+    values.update(overrides)
+    return LlavaQwenConfig(**values)
+
+
+def make_tiny_checkpoint(
+    out_dir: str | Path,
+    *,
+    projector_type: str = "tome729_fstw_pemf",
+    seed: int = 0,
+    tokenizer_dir: str | Path | None = None,
+    texts: Iterable[str] | None = None,
+) -> Path:
+    """Build a tiny released-format checkpoint in ``out_dir`` (config.json with ``model_type: qwen2``,
+    sharded safetensors with released names, tokenizer files) and return the directory."""
+    from transformers import AutoTokenizer
+
+    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+    from streamforest.model.loader import save_released
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir is not None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer.save_pretrained(str(out))
+    else:
+        tokenizer = make_tiny_tokenizer(out, texts=texts)
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+    rows = 64 * ((len(tokenizer) + 63) // 64) + 64  # padded rows beyond the tokenizer, like Qwen2's 152064
+    config = tiny_config(
+        projector_type,
+        vocab_size=rows,
+        bos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = LlavaQwenForCausalLM(config).to(torch.bfloat16)
+    # ~4 shards like the released checkpoints ("model-0000i-of-0000n.safetensors" + index)
+    total = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    save_released(model, out, model_type="qwen2", max_shard_bytes=max(1, total // 4 + 1))
+    logger.info("tiny %s checkpoint written to %s", projector_type, out)
+    return out
+
+
+def describe_real() -> dict[str, int]:
+    """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
+    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+
+    config = tiny_config(
+        "tome729_fstw_pemf",
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_window_layers=28,
+        mm_hidden_size=1152,
+        vision_config=dict(SO400M_VISION_CONFIG),
+        memory_config={},
+    )
+    with torch.device("meta"):
+        model = LlavaQwenForCausalLM(config)
+    parts = {"vision_tower": 0, "mm_projector": 0, "llm": 0}
+    for name, p in model.named_parameters():
+        key = next((k for k in ("vision_tower", "mm_projector") if k in name), "llm")
+        parts[key] += p.numel()
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", nargs="?", help="directory to write the tiny checkpoint to")
+    parser.add_argument("--projector", default="tome729_fstw_pemf", choices=sorted(_PROJECTOR_KEYS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--describe-real", action="store_true", help="print parameter counts of the real model"
+    )
+    args = parser.parse_args(argv)
+    if args.describe_real:
+        for key, value in describe_real().items():
+            print(f"{key:>14}: {value:,}")  # noqa: T201 - CLI output
+        return 0
+    if not args.out_dir:
+        parser.error("out_dir is required (or pass --describe-real)")
+    print(make_tiny_checkpoint(args.out_dir, projector_type=args.projector, seed=args.seed))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Notebook API ``StreamForest.ask`` on a tiny checkpoint with synthetic videos (PyAV-written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_video import write_frame_folder, write_index_video
+
+from streamforest.api import Answer, StreamForest
+
+
+@pytest.fixture(scope="module")
+def sf(tiny_checkpoint: Path) -> StreamForest:
+    return StreamForest.from_pretrained(tiny_checkpoint, dtype="float32", max_frames=64)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_index_video(tmp_path_factory.mktemp("api") / "clip.mp4", num_frames=100, fps=10)  # 10 s
+
+
+def test_ask_at_time_uses_eval_sampling(sf: StreamForest, video: Path) -> None:
+    answer = sf.ask(video, "What is in the video?", at=6.0, max_new_tokens=4)
+    assert isinstance(answer, Answer) and isinstance(answer.text, str)
+    assert answer.time == 6.0
+    assert answer.num_frames == 7  # ⌊6 + 1⌋ frames at ≈1 fps (clip [0, 6] s)
+    assert answer.timestamps == [
+        0.3,
+        1.2,
+        2.0,
+        2.9,
+        3.7,
+        4.6,
+        5.5,
+    ]  # mid-bin of 60 frames in 7 bins (spec §5.3)
+    again = sf.ask(video, "What is in the video?", at=6.0, max_new_tokens=4)
+    assert again == answer  # greedy and deterministic
+
+
+def test_ask_clip_start_whole_video_and_min_frames(sf: StreamForest, video: Path) -> None:
+    later = sf.ask(video, "Q?", at=9.0, start=5.0, max_new_tokens=2)
+    assert later.num_frames == 5 and all(5.0 <= t <= 9.0 for t in later.timestamps)
+    whole = sf.ask(video, "Q?", max_new_tokens=2)
+    assert whole.num_frames == 11  # ⌊10 + 1⌋
+    short = sf.ask(video, "Q?", at=1.0, max_new_tokens=2)
+    assert short.num_frames == 4  # min_num_frames = 4
+
+
+def test_ask_frame_folder_and_array(sf: StreamForest, tmp_path: Path) -> None:
+    folder = write_frame_folder(tmp_path / "frames", 8)
+    from_folder = sf.ask(folder, "Q?", at=5.0, fps=1.0, max_new_tokens=2)
+    assert from_folder.num_frames >= 4
+    frames = np.random.default_rng(0).integers(0, 256, (50, 32, 40, 3), dtype=np.uint8)  # 5 s at 10 fps
+    by_fps = sf.ask(frames, "Q?", at=3.0, fps=10.0, max_new_tokens=2)
+    by_ts = sf.ask(frames, "Q?", at=3.0, timestamps=np.arange(50) / 10.0, max_new_tokens=2)
+    assert by_fps == by_ts and by_fps.num_frames == 4
+    assert by_fps.timestamps == [
+        0.3,
+        1.0,
+        1.8,
+        2.5,
+    ]  # bins of int(linspace(0, 30, 5)), mid = (a + b - 1) // 2
+
+
+def test_ask_bad_inputs(sf: StreamForest, video: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sf.ask(tmp_path / "missing.mp4", "Q?", at=1.0)
+    with pytest.raises(ValueError, match="beyond the end"):
+        sf.ask(video, "Q?", at=25.0)
+    with pytest.raises(ValueError, match="must be after start"):
+        sf.ask(video, "Q?", at=2.0, start=3.0)
+    frames = np.zeros((10, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="fps"):
+        sf.ask(frames, "Q?", at=1.0)
+    with pytest.raises(ValueError, match="beyond the end"):
+        sf.ask(frames, "Q?", at=5.0, fps=5.0)
+    with pytest.raises(ValueError, match="uint8"):
+        sf.ask(frames.astype(np.float32), "Q?", at=1.0, fps=5.0)
+    with pytest.raises(ValueError, match="template"):
+        StreamForest(sf.tokenizer, sf.model, sf.image_processor, template="vicuna_v1")
