@@ -1,0 +1,241 @@
+"""lmms-eval model ``streamforest`` (spec §5.2): a thin adapter over the library.
+
+Loading is :func:`streamforest.model.loader.load_pretrained`; frames come from
+:func:`streamforest.video.load_video` (≈1 fps ``dynamic_fps1``, min 4 / max ``max_frames_num`` frames, the
+visual's ``start``/``end`` clip — the online question time is the clip end); the prompt (``<image>`` + time
+message + question in the ``qwen_2`` template) comes from :mod:`streamforest.prompts`. Batch size 1; data
+parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded is answered
+with ``""`` and a warning, so the strict metric counts it wrong and the run goes on.
+
+Imported only by lmms-eval (through the ``lmms_eval.models`` entry point), hence the module-level import.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+# accepted for script compatibility with the reference wrapper, not used
+_REFERENCE_ONLY_ARGS = {"truncation", "device_map", "truncate_context", "customized_config", "token_strategy",
+                        "video_decode_backend", "max_batch_size", "use_cache"}  # fmt: skip
+_BACKENDS = {"decord": "auto", "av": "av", "pyav": "av", "img": "frames", "frame": "frames"}  # fmt: skip
+
+
+def _as_int_or_none(value: Any) -> int | None:
+    return None if value in (None, "", "None", "none") else int(value)
+
+
+class StreamForestLMM(lmms):
+    """StreamForest for lmms-eval (``--model streamforest --model_args pretrained=DIR,...``)."""
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str,
+        conv_template: str = "qwen_2",
+        max_frames_num: int = 32,
+        time_msg: str | None = "short_online",
+        mm_projector_type: str | None = None,
+        mm_local_num_frames: int | None = None,
+        vision_encode_type: str | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        attn_implementation: str | None = None,
+        batch_size: int | str = 1,
+        model_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        unknown = sorted(set(kwargs) - _REFERENCE_ONLY_ARGS)
+        if unknown:
+            raise ValueError(f"streamforest: unknown model_args {unknown}; see streamforest/eval/adapter.py")
+        if int(batch_size) != 1:
+            raise ValueError(f"streamforest: batch_size must be 1 (got {batch_size}); use data parallelism")
+        if conv_template != "qwen_2":
+            raise ValueError(f"streamforest: conv_template={conv_template!r} is not supported; use qwen_2")
+        from accelerate import Accelerator
+
+        from streamforest.model.loader import load_pretrained
+
+        accelerator = Accelerator()
+        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        if self._world_size > 1:
+            self.accelerator = accelerator
+        wants_cuda = device in (None, "", "cuda") or (self._world_size > 1 and str(device).startswith("cuda"))
+        if wants_cuda and torch.cuda.is_available():  # one device per rank under data parallelism
+            device = f"cuda:{accelerator.local_process_index}"
+        self._device = torch.device(device or "cpu")
+        self._dtype = dtype or ("bfloat16" if self._device.type == "cuda" else "float32")
+        overrides = {"mm_projector_type": mm_projector_type, "vision_encode_type": vision_encode_type}
+        overrides["mm_local_num_frames"] = _as_int_or_none(mm_local_num_frames)
+        loaded = load_pretrained(
+            pretrained,
+            dtype=self._dtype,
+            device=self._device,
+            attn_implementation=attn_implementation,
+            overrides={k: v for k, v in overrides.items() if v is not None} or None,
+        )
+        self.tokenizer, self.model, self.image_processor = (
+            loaded.tokenizer,
+            loaded.model,
+            loaded.image_processor,
+        )
+        self.model_name = model_name or str(pretrained).rstrip("/").split("/")[-1]
+        self.max_frames_num = int(max_frames_num)
+        self.time_msg = None if time_msg in (None, "", "None", "none") else str(time_msg)
+        self.conv_template = conv_template
+        self.failed_samples = 0
+        self._cache: tuple[Any, Any, str] | None = None  # (visual key, projected features, time message)
+        logger.info("streamforest: %s on %s (%s), rank %d/%d", self.model_name, self._device, self._dtype,
+                    self._rank, self._world_size)  # fmt: skip
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        raise NotImplementedError("streamforest supports generation tasks only (as the reference wrapper)")
+
+    # ------------------------------------------------------------------ visual side
+    def _clip_frames(self) -> int:
+        """Frames per clip L: 1 for the memory model (reference); L of a ToMe-clip checkpoint (e.g. 8 for
+        StreamForest-Pretrain) so frame counts are multiples of L (the reference always used 1 and crashed)."""
+        settings = getattr(self.model, "multimodal", None)
+        if settings is None or settings.uses_memory:
+            return 1
+        return max(1, int(settings.local_num_frames))
+
+    def _encode_visual(self, visual: list[Any]) -> tuple[Any, str]:
+        """``[path]`` or ``[path, media_dict]`` → (projected tokens ``[[N,H]]``, time message); cached by key."""
+        from streamforest.prompts import frame_timestamps, time_message
+        from streamforest.video import load_video
+
+        if not visual or not isinstance(visual[0], str):
+            raise NotImplementedError(
+                f"streamforest evaluates videos only, got visual {type(visual[0]).__name__}"
+            )
+        path = visual[0]
+        media = dict(visual[1]) if len(visual) > 1 else {"video_read_type": "decord"}
+        key = (path, tuple(sorted(media.items())))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        clip = (media["start"], media.get("end")) if media.get("start") is not None else None
+        video = load_video(
+            path,
+            num_frames=self.max_frames_num,
+            sample="dynamic_fps1",
+            min_num_frames=4,
+            max_num_frames=self.max_frames_num,
+            clip=clip,
+            local_num_frames=self._clip_frames(),
+            fps=media.get("fps"),
+            backend=_BACKENDS.get(str(media.get("video_read_type", "decord")), "auto"),
+        )
+        pixels = self.image_processor.preprocess(video.frames, return_tensors="pt")["pixel_values"]
+        pixels = pixels.to(device=self._device, dtype=self.model.dtype)
+        with torch.inference_mode():
+            features = self.model.encode_images([pixels], ["video"])
+        sec = frame_timestamps(video.indices, video.fps)  # str(round(index / fps, 1)), absolute time
+        message = time_message(self.time_msg, sec, video.duration) if self.time_msg else ""
+        self._cache = (key, features, message)
+        return features, message
+
+    # ------------------------------------------------------------------ text side
+    def _generate(self, context: str, features: Any, message: str, gen_kwargs: dict[str, Any]) -> str:
+        """One answer for ``context`` over already-encoded visual tokens (stripped, special tokens removed)."""
+        from streamforest.constants import IMAGE_TOKEN_INDEX
+        from streamforest.prompts import (
+            EVAL_GENERATION_DEFAULTS,
+            KeywordsStoppingCriteria,
+            build_inference_prompt,
+            tokenizer_image_token,
+        )
+
+        prompt = build_inference_prompt(
+            context, message, template=self.conv_template
+        )  # <image> kept if given
+        ids = tokenizer_image_token(prompt, self.tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
+        ids = ids.unsqueeze(0).to(self._device)
+        cfg = {**EVAL_GENERATION_DEFAULTS, **{k: v for k, v in gen_kwargs.items() if k != "until"}}
+        sampling = bool(cfg["do_sample"]) and float(cfg["temperature"] or 0) > 0
+        extra = {"temperature": float(cfg["temperature"]), "top_p": cfg["top_p"]} if sampling else {}
+        tok = self.tokenizer
+        with torch.inference_mode():
+            out = self.model.generate(
+                ids,
+                visual_features=features,
+                modalities=["video"],
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=int(cfg["max_new_tokens"]),
+                do_sample=sampling,
+                num_beams=int(cfg["num_beams"]),
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                stopping_criteria=[KeywordsStoppingCriteria(["<|im_end|>"], tok, ids)],
+                use_cache=True,
+                **extra,
+            )
+        return tok.batch_decode(out, skip_special_tokens=True)[0].strip()
+
+    def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any]) -> str:
+        """Encode + generate; a video that fails to decode gives ``""`` (logged, counted)."""
+        from streamforest.video import VideoError
+
+        visual = doc_to_visual(doc)
+        try:
+            features, message = self._encode_visual(visual)
+        except VideoError as err:
+            self.failed_samples += 1
+            logger.warning(
+                "streamforest: sample failed (%s), answered with an empty string: %s", visual[0], err
+            )
+            return ""
+        return self._generate(context, features, message, gen_kwargs)
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split)."""
+        answers: list[str] = []
+        for request in tqdm(requests, disable=self.rank != 0, desc="StreamForest answering"):
+            context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            answers.append(self._answer(doc_to_visual, doc, context, dict(gen_kwargs or {})))
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answers[-1])
+        if self.failed_samples:
+            logger.warning(
+                "streamforest: %d sample(s) failed to decode so far (answered '')", self.failed_samples
+            )
+        return answers
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[list[str]]:
+        """Multi-turn over one video: ``doc_to_text(doc, previous_output, round_idx, previous_round_info)``
+        returns (visuals, context, terminal, outputs, info); frames encoded once are reused across rounds."""
+        results: list[list[str]] = []
+        for request in tqdm(requests, disable=self.rank != 0, desc="StreamForest answering (multi-round)"):
+            context, gen_kwargs, doc_to_visual, doc_to_text, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            visual_fn, outputs, info, round_idx = doc_to_visual, [], None, 0
+            while True:
+                if round_idx > 0:
+                    visuals, context, terminal, outputs, info = doc_to_text(
+                        doc, previous_output=outputs, round_idx=round_idx, previous_round_info=info
+                    )
+                    outputs = list(outputs or [])
+                    if terminal:
+                        break
+                    if visuals is not None:
+                        visual_fn = lambda _doc, v=visuals: v  # noqa: E731 - this round's visual
+                outputs.append(self._answer(visual_fn, doc, context, dict(gen_kwargs or {})))
+                round_idx += 1
+            results.append(outputs)
+        return results
