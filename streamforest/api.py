@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streamforest.streaming import StreamingSession
 
 logger = logging.getLogger(__name__)
 
@@ -235,3 +238,16 @@ class StreamForest:
                 **kwargs,
             )
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)[0].strip()
+
+    # --------------------------------------------------------------- stream
+    def stream(self, mode: str = "exact", **kwargs: Any) -> StreamingSession:
+        """An online session on this model: push frames as they arrive, ask at any time.
+
+        ``mode="exact"`` answers exactly as :meth:`ask` would on the same frames; ``"bounded"`` keeps memory
+        and per-question cost constant for unbounded streams. See :mod:`streamforest.streaming`.
+        """
+        from streamforest.streaming import StreamingSession
+
+        kwargs.setdefault("time_msg", self.time_msg)
+        kwargs.setdefault("template", self.template)
+        return StreamingSession(self.model, self.tokenizer, self.image_processor, mode=mode, **kwargs)

@@ -80,3 +80,12 @@ def test_ask_bad_inputs(sf: StreamForest, video: Path, tmp_path: Path) -> None:
         sf.ask(frames.astype(np.float32), "Q?", at=1.0, fps=5.0)
     with pytest.raises(ValueError, match="template"):
         StreamForest(sf.tokenizer, sf.model, sf.image_processor, template="vicuna_v1")
+
+
+def test_stream_session_answers_like_ask(sf: StreamForest, video: Path) -> None:
+    # Played at 1 fps from 0 to the question time, the session sees the frames the benchmark samples.
+    session = sf.stream(max_new_tokens=3)
+    (streamed,) = session.play(video, [(6.0, "Q?")], end=6.0)
+    asked = sf.ask(video, "Q?", at=6.0, max_new_tokens=3)
+    assert streamed.num_frames == asked.num_frames == 7
+    assert streamed.text == asked.text
