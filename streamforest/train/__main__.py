@@ -1,0 +1,38 @@
+"""``python -m streamforest.train CONFIG.yaml [section.key=value ...]`` — train one stage.
+
+Examples::
+
+    python -m streamforest.train configs/train/stage3_video_sft.yaml training.output_dir=outputs/s3
+    torchrun --nproc_per_node 8 -m streamforest.train configs/train/stage4_online_ft.yaml training.max_steps=100
+"""
+
+from __future__ import annotations
+
+import sys
+
+from streamforest.train.config import ConfigError, load_config
+from streamforest.train.run import run, setup_logging, shutdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the deepspeed launcher appends --local_rank=N; the rank comes from the environment anyway
+    argv = [a for a in argv if not a.startswith("--local_rank")]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    setup_logging()
+    try:
+        cfg = load_config(argv[0], argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        run(cfg)
+    finally:
+        shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
