@@ -1,0 +1,1 @@
+"""Legacy ``llava.model.multimodal_projector``: see :mod:`llava.model.multimodal_projector.builder`."""
