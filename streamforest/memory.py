@@ -244,22 +244,33 @@ def merge_events(first: Tensor, second: Tensor, num_heads: int) -> Tensor:
     return merge_tokens(tokens, keep * k, num_heads).reshape(keep, k, c)
 
 
-def pick_pair(nodes: list[_Node], sims: list[float], normaliser: int, cfg: MemoryConfig) -> int:
-    """Index ``i`` of the adjacent pair ``(i, i+1)`` with the smallest penalty (first minimum wins).
+def pair_penalties(centres: Tensor, counts: Tensor, sims: Tensor, normaliser: int, cfg: MemoryConfig) -> Tensor:
+    """Merge penalty of every adjacent event pair (spec §2.3 C.1), vectorised in float64.
 
-    ``0.4·(1 − sim) + 0.2·(mean centre / normaliser) + 0.4·(mean merge count / max + 1e-6)`` (spec §2.3 C.1).
+    ``0.4·(1 − sim) + 0.2·(mean centre / normaliser) + 0.4·(mean merge count / max + 1e-6)``, evaluated in
+    the same operation order as the scalar formula, so each value is bit-identical to it.
+
+    Args:
+        centres: ``[E]`` float64 event centres (frame-index units).
+        counts: ``[E]`` float64 merge counts.
+        sims: ``[E - 1]`` float64 similarity of events ``i`` and ``i + 1``.
+        normaliser: the time normaliser (number of frames seen − 1).
+
+    Returns:
+        ``[E - 1]`` float64 penalties.
     """
-    counts = [(nodes[i].merge_count + nodes[i + 1].merge_count) / 2 for i in range(len(nodes) - 1)]
-    top = max(counts)
-    best_i, best = 0, math.inf
-    for i, count in enumerate(counts):
-        sim_pen = 1 - sims[i]
-        time_pen = ((nodes[i].centre + nodes[i + 1].centre) / 2) / normaliser
-        merge_pen = count / top + 1e-6
-        total = cfg.sim_weight * sim_pen + cfg.time_weight * time_pen + cfg.merge_weight * merge_pen
-        if total < best:
-            best_i, best = i, total
-    return best_i
+    pair_counts = (counts[:-1] + counts[1:]) / 2
+    merge_pen = pair_counts / pair_counts.max() + 1e-6
+    time_pen = ((centres[:-1] + centres[1:]) / 2) / normaliser
+    return cfg.sim_weight * (1 - sims) + cfg.time_weight * time_pen + cfg.merge_weight * merge_pen
+
+
+def pick_pair(nodes: list[_Node], sims: list[float], normaliser: int, cfg: MemoryConfig) -> int:
+    """Index ``i`` of the adjacent pair ``(i, i+1)`` with the smallest penalty (first minimum wins)."""
+    centres = torch.tensor([node.centre for node in nodes], dtype=torch.float64)
+    counts = torch.tensor([node.merge_count for node in nodes], dtype=torch.float64)
+    penalties = pair_penalties(centres, counts, torch.tensor(sims, dtype=torch.float64), normaliser, cfg)
+    return int(torch.argmin(penalties))
 
 
 class EventMemory:
@@ -498,8 +509,14 @@ class EventMemory:
         nodes, sims = list(nodes), list(sims)
         tokens = sum(node.slots for node in nodes) * cfg.long_tokens_per_frame
         normaliser = self._normaliser()
+        if tokens <= cfg.long_token_quota or len(nodes) < 2:
+            return nodes, sims
+        # float64 mirrors of the penalty inputs, updated in place per merge (argmin stays O(E) vectorised)
+        centres = torch.tensor([node.centre for node in nodes], dtype=torch.float64)
+        counts = torch.tensor([node.merge_count for node in nodes], dtype=torch.float64)
+        sim_t = torch.tensor(sims, dtype=torch.float64)
         while tokens > cfg.long_token_quota and len(nodes) >= 2:
-            i = pick_pair(nodes, sims, normaliser, cfg)
+            i = int(torch.argmin(pair_penalties(centres, counts, sim_t, normaliser, cfg)))
             first, second = nodes[i], nodes[i + 1]
             merged = self._merged(first, second, touched)
             nodes[i : i + 2] = [merged]
@@ -509,6 +526,10 @@ class EventMemory:
                 sims[i - 1] = self._similarity(nodes[i - 1], merged, touched)
             if i < len(nodes) - 1:
                 sims[i] = self._similarity(merged, nodes[i + 1], touched)
+            centres = torch.cat([centres[:i], centres.new_tensor([merged.centre]), centres[i + 2 :]])
+            counts = torch.cat([counts[:i], counts.new_tensor([merged.merge_count]), counts[i + 2 :]])
+            lo, hi = max(i - 1, 0), min(i + 1, len(sims))
+            sim_t = torch.cat([sim_t[:lo], sim_t.new_tensor(sims[lo:hi]), sim_t[i + 2 :]])
         return nodes, sims
 
     def _consolidate_in_place(self) -> None:
