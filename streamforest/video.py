@@ -9,7 +9,7 @@
 
 All backends pick identical indices for the same file and arguments; PyAV decodes sequentially and keeps
 only the wanted frames (never the whole video in memory). Differences from the reference readers are in
-``docs/deviations/video.md``.
+``docs/DEVIATIONS.md``.
 
     >>> clip = load_video("drive.mp4", clip=(0.0, 36.0))           # eval defaults: min 4, max 2048 frames
     >>> clip.frames.shape, clip.timestamps[0], clip.timestamps[-1]   # ((37, H, W, 3), 0.466…, 35.466…)
@@ -447,7 +447,7 @@ def _plan_folder(path: Path, n: int, fps: float, clip: tuple[float, float] | Non
         num = max(min_frames, sampler["num_frames"])
     num = int(num)
     if clip is None:
-        # reference quirk kept: no input_fps, every folder is treated as 1 fps (docs/deviations/video.md)
+        # reference quirk kept: no input_fps, every folder is treated as 1 fps (docs/DEVIATIONS.md)
         indices = get_frame_indices(vlen=n, input_fps=1.0, **{**sampler, "num_frames": num, "min_num_frames": int(min_frames)})
         return _Plan(indices, duration)
     num = max(num, 2)

@@ -3,7 +3,7 @@
 A sample whose media cannot be read is **skipped**, never replaced: ``__getitem__`` returns a
 :class:`SkippedSample` marker, the warning names the file (once per file and process), and the collator /
 trainer count skips and stop the run when their fraction passes ``max_skip_fraction``. (The reference
-retried other indices i+5 … i+80 and so silently trained on substitutes — docs/deviations/training.md.)
+retried other indices i+5 … i+80 and so silently trained on substitutes — docs/DEVIATIONS.md.)
 """
 
 from __future__ import annotations

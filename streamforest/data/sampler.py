@@ -8,7 +8,7 @@ optimizer step across all ranks.
 
 Changed: every random draw uses one ``torch.Generator`` seeded with ``seed + epoch`` (the reference drew
 from the global RNG, with ``generator=None`` in the sub-calls), so an interrupted run resumes on exactly the
-same order (docs/deviations/training.md).
+same order (docs/DEVIATIONS.md).
 """
 
 from __future__ import annotations

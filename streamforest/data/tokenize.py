@@ -4,7 +4,7 @@
   (including the ``<|im_start|>assistant\\n`` header and the trailing ``<|im_end|>\\n``); afterwards every
   token whose id is that of ``"\\n"``, ``<|im_start|>`` or ``<|im_end|>`` is **un-masked anywhere**, also inside
   system and user turns. This LLaVA-OneVision quirk is kept on purpose: the released weights were trained
-  with it (docs/deviations/training.md).
+  with it (docs/DEVIATIONS.md).
 * ``plain`` (stage 1): the human turn is replaced by ``<image>`` alone, text = ``<image>`` + answer + ``"\\n"``,
   only the placeholder is masked, no EOS.
 

@@ -49,7 +49,7 @@ spec §1.2); written down here so that no hub access is ever needed."""
 
 ENCODE_TYPES = ("image", "image_video_new", "image_video_memory", "image_video_memory_batch")
 """``vision_encode_type`` values we implement (spec §1.7). ``"image"`` crashed in the reference and is run
-as ``image_video_new`` with one frame per clip (docs/deviations/model.md)."""
+as ``image_video_new`` with one frame per clip (docs/DEVIATIONS.md)."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ type                      ``forward(x, local_num_frames=L, is_image=False, gener
 ``identity``              no parameters, returns ``x``
 ========================  ==================================================================================
 
-Deviation (docs/deviations/memory.md): the memory projector's image branch draws its token count from a
+Deviation (docs/DEVIATIONS.md): the memory projector's image branch draws its token count from a
 ``torch.Generator`` the caller can seed (reference: Python's global ``random``, even at inference), and
 ``image_token_policy`` selects ``"random"`` (default in train mode), ``"full"`` (default in eval mode) or
 ``"compressed"``.

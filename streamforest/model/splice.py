@@ -4,7 +4,7 @@ Per sample: drop padding (attention mask 0), split ``input_ids`` at every ``-200
 with one call, and put the next feature tensor ``[N_i, H]`` at each placeholder (labels -100 there).
 Then truncate to ``max_length`` and re-pad the batch (zero embeddings, labels -100, mask 0).
 
-Differences from the reference (docs/deviations/model.md): a placeholder/feature count mismatch raises
+Differences from the reference (docs/DEVIATIONS.md): a placeholder/feature count mismatch raises
 ``ValueError`` (the reference silently reused the previous features); a text-only sample consumes no
 feature entry (the reference consumed one and spliced an empty slice of it).
 """

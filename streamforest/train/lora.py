@@ -3,7 +3,7 @@
 LoRA targets every ``nn.Linear`` of the LLM — full module names, so nothing under ``mm_projector``,
 ``vision_tower`` or ``vision_resampler``, and never ``lm_head``. (The reference matched by the last name
 component, so SigLIP's ``q_proj``/``k_proj``/``v_proj`` received adapters too although the ViT was meant to be
-frozen — docs/deviations/training.md.) The projector stays fully trainable when ``mm_mlp_adapter`` is a
+frozen — docs/DEVIATIONS.md.) The projector stays fully trainable when ``mm_mlp_adapter`` is a
 tunable part and is saved beside the adapter as ``non_lora_trainables.bin``.
 
 QLoRA (``lora.bits`` 4 or 8) quantises the LLM's Linear layers with bitsandbytes; it needs CUDA and the

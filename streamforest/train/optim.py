@@ -4,7 +4,7 @@ The reference's per-module learning rates (``mm_projector_lr``, ``mm_vision_towe
 ignored whenever the DeepSpeed JSON had an ``optimizer`` block (stage 2 trained the ViT at 1e-5 instead of
 2e-6). Here the groups are always built by us: :func:`strip_optimizer_block` removes any ``optimizer`` block
 from the DeepSpeed config so that the HF trainer hands our torch AdamW to DeepSpeed as a client optimizer,
-and the LR of every group is logged at start (docs/deviations/training.md).
+and the LR of every group is logged at start (docs/DEVIATIONS.md).
 """
 
 from __future__ import annotations
