@@ -54,6 +54,8 @@ def quantize_llm_linears(model: nn.Module, bits: int, *, quant_type: str = "nf4"
     """Replace the LLM's Linear layers by bitsandbytes 4-/8-bit layers on CUDA (QLoRA). Returns the count."""
     import bitsandbytes as bnb
 
+    # bitsandbytes quantises the weights when they move to a CUDA device (checked by check_qlora_environment)
+    device = torch.device("cuda", torch.cuda.current_device())
     count = 0
     for name in lora_target_modules(model):
         parent_name, _, child = name.rpartition(".")
@@ -71,7 +73,7 @@ def quantize_llm_linears(model: nn.Module, bits: int, *, quant_type: str = "nf4"
             new.weight = bnb.nn.Int8Params(old.weight.data.cpu(), requires_grad=False, has_fp16_weights=False)
         if old.bias is not None:
             new.bias = nn.Parameter(old.bias.data, requires_grad=False)
-        setattr(parent, child, new.cuda())
+        setattr(parent, child, new.to(device))
         count += 1
     return count
 
