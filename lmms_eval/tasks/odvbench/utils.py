@@ -8,47 +8,21 @@ online question is asked at the clip end.
 
 from __future__ import annotations
 
-from typing import Any
+from streamforest.eval.mcq_task import MultipleChoiceTask
 
-from streamforest.eval import media, scoring
-
-BENCH = "odvbench"
-METRIC = "odvbench_accuracy"
-REQUIRED = ("video", "question", "candidates", "answer", "task", "subtask")
-CATEGORIES = ("task", "subtask", "subsubtask")
-
-process_docs_targeting_single_static_objects_v4 = media.make_process_docs(
-    BENCH, "targeting_single_static_objects_v4", REQUIRED
-)
-process_docs_targeting_multi_object_interaction_scenarios_or_events_v4 = media.make_process_docs(
-    BENCH, "targeting_multi_object_interaction_scenarios_or_events_v4", REQUIRED
-)
-process_docs_targeting_single_dynamic_objects_v4 = media.make_process_docs(
-    BENCH, "targeting_single_dynamic_objects_v4", REQUIRED
+TASK = MultipleChoiceTask(
+    bench="odvbench",
+    metric="odvbench_accuracy",
+    required=("video", "question", "candidates", "answer", "task", "subtask"),
+    categories=("task", "subtask", "subsubtask"),
 )
 
+process_docs_targeting_single_static_objects_v4 = TASK.process_docs("targeting_single_static_objects_v4")
+process_docs_targeting_multi_object_interaction_scenarios_or_events_v4 = TASK.process_docs("targeting_multi_object_interaction_scenarios_or_events_v4")
+process_docs_targeting_single_dynamic_objects_v4 = TASK.process_docs("targeting_single_dynamic_objects_v4")
 
-def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
-    """``[video path, {"video_read_type", "start", "end"[, "fps"]}]`` for one doc."""
-    return media.doc_visual(BENCH, doc["sf_config"], doc)
-
-
-def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
-    """``question⏎A. …⏎B. …⏎Answer with the option's letter from the given choices directly.``"""
-    return scoring.format_mcq(doc["question"], list(doc["candidates"]))
-
-
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, dict[str, Any]]:
-    """One record (score, empty flag, categories) under both metric keys."""
-    record = scoring.mcq_record(doc, results, CATEGORIES)
-    return {METRIC: record, f"{METRIC}_strict": record}
-
-
-def aggregate_reference(results: list[dict[str, Any]]) -> float:
-    """Reference accuracy (%): empty predictions excluded from the denominator."""
-    return scoring.aggregate(BENCH, results, strict=False)
-
-
-def aggregate_strict(results: list[dict[str, Any]]) -> float:
-    """Strict accuracy (%): empty predictions (failed samples) count as wrong."""
-    return scoring.aggregate(BENCH, results, strict=True)
+doc_to_visual = TASK.doc_to_visual
+doc_to_text = TASK.doc_to_text
+process_results = TASK.process_results
+aggregate_reference = TASK.aggregate_reference
+aggregate_strict = TASK.aggregate_strict

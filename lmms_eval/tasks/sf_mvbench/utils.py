@@ -8,58 +8,38 @@ online question is asked at the clip end.
 
 from __future__ import annotations
 
-from typing import Any
+from streamforest.eval.mcq_task import MultipleChoiceTask
 
-from streamforest.eval import media, scoring
+TASK = MultipleChoiceTask(
+    bench="mvbench",
+    metric="mvbench_accuracy",
+    required=("video", "question", "candidates", "answer"),
+    categories=(),
+)
 
-BENCH = "mvbench"
-METRIC = "mvbench_accuracy"
-REQUIRED = ("video", "question", "candidates", "answer")
-CATEGORIES = ()
+process_docs_action_sequence = TASK.process_docs("action_sequence")
+process_docs_moving_count = TASK.process_docs("moving_count")
+process_docs_action_prediction = TASK.process_docs("action_prediction")
+process_docs_episodic_reasoning = TASK.process_docs("episodic_reasoning")
+process_docs_action_antonym = TASK.process_docs("action_antonym")
+process_docs_action_count = TASK.process_docs("action_count")
+process_docs_scene_transition = TASK.process_docs("scene_transition")
+process_docs_object_shuffle = TASK.process_docs("object_shuffle")
+process_docs_object_existence = TASK.process_docs("object_existence")
+process_docs_fine_grained_pose = TASK.process_docs("fine_grained_pose")
+process_docs_unexpected_action = TASK.process_docs("unexpected_action")
+process_docs_moving_direction = TASK.process_docs("moving_direction")
+process_docs_state_change = TASK.process_docs("state_change")
+process_docs_object_interaction = TASK.process_docs("object_interaction")
+process_docs_character_order = TASK.process_docs("character_order")
+process_docs_action_localization = TASK.process_docs("action_localization")
+process_docs_counterfactual_inference = TASK.process_docs("counterfactual_inference")
+process_docs_fine_grained_action = TASK.process_docs("fine_grained_action")
+process_docs_moving_attribute = TASK.process_docs("moving_attribute")
+process_docs_egocentric_navigation = TASK.process_docs("egocentric_navigation")
 
-process_docs_action_sequence = media.make_process_docs(BENCH, "action_sequence", REQUIRED)
-process_docs_moving_count = media.make_process_docs(BENCH, "moving_count", REQUIRED)
-process_docs_action_prediction = media.make_process_docs(BENCH, "action_prediction", REQUIRED)
-process_docs_episodic_reasoning = media.make_process_docs(BENCH, "episodic_reasoning", REQUIRED)
-process_docs_action_antonym = media.make_process_docs(BENCH, "action_antonym", REQUIRED)
-process_docs_action_count = media.make_process_docs(BENCH, "action_count", REQUIRED)
-process_docs_scene_transition = media.make_process_docs(BENCH, "scene_transition", REQUIRED)
-process_docs_object_shuffle = media.make_process_docs(BENCH, "object_shuffle", REQUIRED)
-process_docs_object_existence = media.make_process_docs(BENCH, "object_existence", REQUIRED)
-process_docs_fine_grained_pose = media.make_process_docs(BENCH, "fine_grained_pose", REQUIRED)
-process_docs_unexpected_action = media.make_process_docs(BENCH, "unexpected_action", REQUIRED)
-process_docs_moving_direction = media.make_process_docs(BENCH, "moving_direction", REQUIRED)
-process_docs_state_change = media.make_process_docs(BENCH, "state_change", REQUIRED)
-process_docs_object_interaction = media.make_process_docs(BENCH, "object_interaction", REQUIRED)
-process_docs_character_order = media.make_process_docs(BENCH, "character_order", REQUIRED)
-process_docs_action_localization = media.make_process_docs(BENCH, "action_localization", REQUIRED)
-process_docs_counterfactual_inference = media.make_process_docs(BENCH, "counterfactual_inference", REQUIRED)
-process_docs_fine_grained_action = media.make_process_docs(BENCH, "fine_grained_action", REQUIRED)
-process_docs_moving_attribute = media.make_process_docs(BENCH, "moving_attribute", REQUIRED)
-process_docs_egocentric_navigation = media.make_process_docs(BENCH, "egocentric_navigation", REQUIRED)
-
-
-def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
-    """``[video path, {"video_read_type", "start", "end"[, "fps"]}]`` for one doc."""
-    return media.doc_visual(BENCH, doc["sf_config"], doc)
-
-
-def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
-    """``question⏎A. …⏎B. …⏎Answer with the option's letter from the given choices directly.``"""
-    return scoring.format_mcq(doc["question"], list(doc["candidates"]))
-
-
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, dict[str, Any]]:
-    """One record (score, empty flag, categories) under both metric keys."""
-    record = scoring.mcq_record(doc, results, CATEGORIES)
-    return {METRIC: record, f"{METRIC}_strict": record}
-
-
-def aggregate_reference(results: list[dict[str, Any]]) -> float:
-    """Reference accuracy (%): empty predictions excluded from the denominator."""
-    return scoring.aggregate(BENCH, results, strict=False)
-
-
-def aggregate_strict(results: list[dict[str, Any]]) -> float:
-    """Strict accuracy (%): empty predictions (failed samples) count as wrong."""
-    return scoring.aggregate(BENCH, results, strict=True)
+doc_to_visual = TASK.doc_to_visual
+doc_to_text = TASK.doc_to_text
+process_results = TASK.process_results
+aggregate_reference = TASK.aggregate_reference
+aggregate_strict = TASK.aggregate_strict
