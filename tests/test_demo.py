@@ -1,0 +1,148 @@
+"""``make demo`` (``streamforest.demo``).
+
+Fast: the demo's pieces — its training configs load and validate through the real config loader, the
+initial checkpoint loads through the real loader with the demo's init std, scoring of lmms-eval sample
+records (reference and strict accuracy per sub-task), chance levels from the synthetic manifest, the
+stamp/skip logic. Slow (``-m slow``): the whole pipeline at the ``--quick`` size through the real entry points
+(data → two training stages → lmms-eval on the trained and the untrained model → streaming CLI), its outputs
+and summary fields (not the accuracy: the quick run trains for a few steps), then a re-run that skips every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamforest import demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------- fast
+@pytest.mark.parametrize("name", ["stage2_captions.yaml", "stage4_online.yaml"])
+def test_demo_configs_validate(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from streamforest.train.config import load_config
+
+    monkeypatch.setenv("SF_DEMO", str(tmp_path))
+    cfg = load_config(demo.DEMO_CONFIGS / name, ["training.max_steps=7"])
+    assert cfg.model.mm_projector_type == "tome729_fstw_pemf"
+    assert cfg.model.vision_encode_type == "image_video_memory_batch"
+    assert cfg.model.mm_local_num_frames == 1 and cfg.data.local_num_frames == 1
+    assert cfg.data.time_msg == "short_online_v2" and cfg.data.sample_type == "dynamic_fps1"
+    assert cfg.training.max_steps == 7 and cfg.training.deepspeed is None
+    assert cfg.training.output_dir.startswith(str(tmp_path))
+    parts = set(cfg.model.mm_tunable_parts)
+    if name.startswith("stage4"):  # stage 4 recipe: the ViT stays frozen
+        assert parts == {"mm_mlp_adapter", "mm_language_model"}
+        assert cfg.model.model_name_or_path == f"{tmp_path}/runs/stage2"
+    else:  # stage 2 recipe: everything trains
+        assert parts == {"mm_vision_tower", "mm_mlp_adapter", "mm_language_model"}
+        assert cfg.model.pretrain_mm_mlp_adapter is None
+
+
+def test_init_checkpoint_loads_with_demo_init_std(tmp_path: Path) -> None:
+    import torch
+
+    from streamforest.model.loader import load_pretrained
+
+    texts = ["What colour is the traffic light now?", "A. red\nB. yellow\nC. green", "B"]
+    ckpt = demo.build_init_checkpoint(tmp_path / "init", texts)
+    loaded = load_pretrained(ckpt, dtype="float32")
+    cfg = loaded.model.config
+    assert cfg.initializer_range == demo.LLM_INIT_RANGE
+    assert cfg.mm_projector_type == "tome729_fstw_pemf" and cfg.hidden_size == 64
+    q = loaded.model.model.layers[0].self_attn.q_proj.weight
+    assert 0.09 < float(q.std()) < 0.16  # drawn with std 0.125, not Qwen2's 0.02
+    assert loaded.tokenizer.convert_tokens_to_ids("<|im_end|>") == cfg.eos_token_id
+    assert loaded.model.dtype == torch.float32
+
+
+def _sample(subtask: str, score: int, pred: str) -> str:
+    record = {"score": score, "empty": pred == "", "pred": pred, "gt": "A", "categories": {"subtask": subtask}}
+    return json.dumps({"doc_id": 0, demo.METRIC: record})
+
+
+def test_score_samples_reference_and_strict(tmp_path: Path) -> None:
+    f1, f2 = tmp_path / "a_samples_x.jsonl", tmp_path / "b_samples_y.jsonl"
+    f1.write_text("\n".join([_sample("light", 1, "A"), _sample("light", 0, "B"), _sample("light", 0, "")]) + "\n")
+    f2.write_text(_sample("kind", 1, "C") + "\n")
+    scores = demo.score_samples([str(f1), str(f2)])
+    assert scores["light"] == {"n": 3, "empty": 1, "accuracy": 0.5, "strict": pytest.approx(1 / 3)}
+    assert scores["kind"]["accuracy"] == 1.0
+    assert scores["overall"] == {"n": 4, "empty": 1, "accuracy": pytest.approx(2 / 3), "strict": 0.5}
+
+
+def test_chance_levels_from_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"eval": {
+        "cfg_a": {"n": 6, "chance": 0.3, "subtasks": {"light": {"n": 3, "chance": 1 / 3}, "color": {"n": 3, "chance": 0.25}}},
+        "overall": {"n": 6, "chance": 0.29},
+    }}))  # fmt: skip
+    assert demo.chance_levels(manifest) == {"overall": 0.29, "light": pytest.approx(1 / 3), "color": 0.25}
+
+
+def test_run_step_skips_when_stamp_and_outputs_match(tmp_path: Path) -> None:
+    ctx = demo.Ctx(out=tmp_path, size=demo.SIZES["quick"])
+    out = tmp_path / "thing.txt"
+    calls: list[int] = []
+
+    def work() -> dict:
+        calls.append(1)
+        out.write_text("x")
+        return {"n": len(calls)}
+
+    assert demo.run_step(ctx, "s", {"k": 1}, [out], work) == {"n": 1}
+    assert demo.run_step(ctx, "s", {"k": 1}, [out], work) == {"n": 1}  # skipped
+    assert demo.run_step(ctx, "s", {"k": 2}, [out], work) == {"n": 2}  # key changed
+    out.unlink()
+    assert demo.run_step(ctx, "s", {"k": 2}, [out], work) == {"n": 3}  # output missing
+    ctx.force = True
+    assert demo.run_step(ctx, "s", {"k": 2}, [out], work) == {"n": 4}  # --force
+
+
+def test_failed_child_names_step_and_log(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "x.log"
+    with pytest.raises(demo.DemoError, match=r"step 'boom' failed \(exit 3\); full log: .*x\.log"):
+        demo.run_logged([sys.executable, "-c", "import sys; print('oops'); sys.exit(3)"], log,
+                        env=dict(os.environ), cwd=tmp_path, step="boom")  # fmt: skip
+    assert "oops" in log.read_text()
+
+
+# ------------------------------------------------------------------------------------------- slow
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    env = {**os.environ, **demo.OFFLINE_ENV}
+    cmd = [sys.executable, "-m", "streamforest.demo", "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= {"size", "out_dir", "trained_checkpoint", "untrained_checkpoint", "accuracy",
+                            "eval_results", "training", "stream", "step_seconds", "total_seconds"}  # fmt: skip
+    assert summary["size"]["name"] == "quick"
+    for key in ("trained_checkpoint", "untrained_checkpoint"):
+        assert (Path(summary[key]) / "config.json").is_file()
+    for path in summary["eval_results"].values():
+        assert json.loads(Path(path).read_text())["results"]["odvbench"]
+    rows = {r["subtask"]: r for r in summary["accuracy"]}
+    assert "overall" in rows and len(rows) >= 3
+    for r in rows.values():
+        assert set(r) >= {"n", "chance", "untrained", "trained"} and r["n"] >= 1
+        assert 0.0 <= r["trained"] <= 1.0 and 0.0 < r["chance"] < 1.0
+    stream = summary["stream"]
+    assert Path(stream["video"]).name.startswith("eval_") and Path(stream["answers_json"]).is_file()
+    assert stream["answers"] and all({"time", "question", "expected", "model", "frames"} <= set(a) for a in stream["answers"])
+    assert set(summary["step_seconds"]) == {"data", "init", "stage2", "stage4", "eval_untrained", "eval_trained", "stream"}
+    assert "untrained" in proc.stdout and "Streaming session" in proc.stdout
+    # a re-run skips every finished step
+    t0 = time.perf_counter()
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert again.stdout.count("skipped") == 7, again.stdout
+    assert time.perf_counter() - t0 < 60
