@@ -196,6 +196,37 @@ class StreamForest:
             fps: frame rate of a frame folder or array.
             timestamps: per-frame times (s) of an array, instead of ``fps``.
         """
+        got = self._frames(video, at, start, fps, timestamps)
+        text = self._generate(got, question, max_new_tokens)
+        return Answer(text, got.time, len(got.frames), [float(s) for s in got.sec])
+
+    def option_scores(
+        self,
+        video: str | Path | np.ndarray,
+        question: str,
+        letters: str = "ABCD",
+        at: float | None = None,
+        start: float = 0.0,
+        *,
+        fps: float | None = None,
+        timestamps: Any = None,
+    ) -> dict[str, float]:
+        """Log-probability of each option letter as the first answer token (forced choice).
+
+        Same frames and prompt as :meth:`ask`; useful to score multiple-choice questions without relying on
+        the model producing a well-formed letter (e.g. an untrained model, whose free text scores 0).
+        """
+        got = self._frames(video, at, start, fps, timestamps)
+        ids, pixels = self._inputs(got, question)
+        letter_ids = [self.tokenizer.convert_tokens_to_ids(letter) for letter in letters]
+        if any(i is None or i == self.tokenizer.unk_token_id for i in letter_ids):
+            raise ValueError(f"the tokenizer has no single token for every letter of {letters!r}")
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, images=[pixels], modalities=["video"]).logits[0, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return {letter: float(logprobs[i]) for letter, i in zip(letters, letter_ids)}
+
+    def _frames(self, video: Any, at: float | None, start: float, fps: float | None, timestamps: Any) -> _Frames:
         if at is not None and at <= start:
             raise ValueError(f"at={at} must be after start={start} (the clip [start, at] would be empty)")
         if start < 0:
@@ -206,24 +237,22 @@ class StreamForest:
             got = self._frames_from_path(video, at, start, fps)
         if len(got.frames) == 0:
             raise ValueError(f"no frames in the clip [{start}, {got.time}] s")
-        text = self._generate(got, question, max_new_tokens)
-        return Answer(text, got.time, len(got.frames), [float(s) for s in got.sec])
+        return got
 
-    def _generate(self, got: _Frames, question: str, max_new_tokens: int | None) -> str:
-        from streamforest.prompts import (
-            EVAL_GENERATION_DEFAULTS,
-            KeywordsStoppingCriteria,
-            build_inference_prompt,
-            time_message,
-            tokenizer_image_token,
-        )
+    def _inputs(self, got: _Frames, question: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``input_ids [1, L]`` of the evaluation prompt and ``pixel_values [T, 3, S, S]`` on the model."""
+        from streamforest.prompts import build_inference_prompt, time_message, tokenizer_image_token
 
         msg = time_message(self.time_msg, got.sec, got.duration) if self.time_msg else None
         prompt = build_inference_prompt(question, msg, template=self.template)
         ids = tokenizer_image_token(prompt, self.tokenizer, return_tensors="pt").unsqueeze(0)
-        ids = ids.to(self.model.device)
         pixels = self.image_processor.preprocess(got.frames)["pixel_values"]
-        pixels = pixels.to(device=self.model.device, dtype=self.model.dtype)
+        return ids.to(self.model.device), pixels.to(device=self.model.device, dtype=self.model.dtype)
+
+    def _generate(self, got: _Frames, question: str, max_new_tokens: int | None) -> str:
+        from streamforest.prompts import EVAL_GENERATION_DEFAULTS, KeywordsStoppingCriteria
+
+        ids, pixels = self._inputs(got, question)
         kwargs = {k: v for k, v in EVAL_GENERATION_DEFAULTS.items() if k not in ("temperature", "top_p")}
         if max_new_tokens is not None:
             kwargs["max_new_tokens"] = int(max_new_tokens)

@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm.auto import tqdm
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -386,6 +388,33 @@ def step_stream(ctx: Ctx) -> dict:
     return {"video": str(video), "answers_json": str(out_json), "answers": rows}
 
 
+def step_forced_choice(ctx: Ctx) -> dict:
+    """Forced-choice accuracy of both models (``StreamForest.option_scores``: the highest-scoring option letter).
+
+    lmms-eval scores the generated text, so a model that never writes a letter (the untrained one) scores 0;
+    the forced choice shows where each model stands against chance whatever it writes.
+    """
+    from streamforest.api import StreamForest
+    from streamforest.synthetic import DatasetPaths, format_mc_prompt
+
+    paths = DatasetPaths.under(ctx.data)
+    limit = ctx.size.eval_limit or None  # per config, like lmms-eval's --limit
+    docs = [d for f in paths.eval_configs.values() for d in json.loads(f.read_text(encoding="utf-8"))[:limit]]
+    out: dict[str, dict[str, float]] = {}
+    for name, ckpt in (("untrained", ctx.init_ckpt), ("trained", ctx.trained_ckpt)):
+        sf = StreamForest.from_pretrained(ckpt, dtype="float32", max_frames=ctx.size.max_frames)
+        hits: dict[str, list[bool]] = {}
+        for d in tqdm(docs, desc=f"forced choice ({name})", leave=False):
+            letters = "".join(chr(ord("A") + i) for i in range(len(d["candidates"])))
+            scores = sf.option_scores(paths.videos_eval / d["video"], format_mc_prompt(d["question"], d["candidates"]),
+                                      letters=letters, at=float(d["end"]), start=float(d.get("start", 0.0)))  # fmt: skip
+            hit = max(scores, key=scores.get) == letters[d["candidates"].index(d["answer"])]
+            hits.setdefault(d["subtask"], []).append(hit)
+            hits.setdefault("overall", []).append(hit)
+        out[name] = {sub: sum(h) / len(h) for sub, h in hits.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- summary
 def chance_levels(manifest: Path) -> dict[str, float]:
     """Chance accuracy per sub-task and overall, from the synthetic manifest."""
@@ -401,11 +430,13 @@ def summarize(ctx: Ctx, results: dict[str, dict], seconds: float) -> dict:
     """The summary written to ``summary.json`` (and printed)."""
     chance = chance_levels(Path(results["data"]["manifest"]))
     trained, untrained = results["eval_trained"]["scores"], results["eval_untrained"]["scores"]
+    forced = results["forced_choice"]
     rows = []
     for sub in [k for k in trained if k != "overall"] + ["overall"]:
         rows.append({"subtask": sub, "n": trained[sub]["n"], "chance": chance.get(sub),
                      "untrained": untrained.get(sub, {}).get("accuracy"), "trained": trained[sub]["accuracy"],
-                     "untrained_strict": untrained.get(sub, {}).get("strict"), "trained_strict": trained[sub]["strict"]})  # fmt: skip
+                     "untrained_strict": untrained.get(sub, {}).get("strict"), "trained_strict": trained[sub]["strict"],
+                     "untrained_forced": forced["untrained"].get(sub), "trained_forced": forced["trained"].get(sub)})  # fmt: skip
     return {
         "size": asdict(ctx.size),
         "out_dir": str(ctx.out),
@@ -427,11 +458,16 @@ def print_summary(summary: dict) -> None:
     say("")
     say("=" * 78)
     say("StreamForest demo — synthetic ODV-Bench split (held-out videos), lmms-eval odvbench_accuracy")
-    say(f"{'sub-task':<24}{'n':>5}  {'chance':>7}  {'untrained':>9}  {'trained':>8}")
+    say(f"{'':<37}{'generated answer':^21}  {'forced choice':^21}")
+    say(f"{'sub-task':<24}{'n':>5}  {'chance':>7}  {'untrained':>9}  {'trained':>8}  {'untrained':>9}  {'trained':>8}")
     for r in summary["accuracy"]:
         if r["subtask"] == "overall":
-            say("-" * 62)
-        say(f"{r['subtask']:<24}{r['n']:>5}  {pct(r['chance']):>7}  {pct(r['untrained']):>9}  {pct(r['trained']):>8}")
+            say("-" * 83)
+        say(f"{r['subtask']:<24}{r['n']:>5}  {pct(r['chance']):>7}  {pct(r['untrained']):>9}  {pct(r['trained']):>8}"
+            f"  {pct(r['untrained_forced']):>9}  {pct(r['trained_forced']):>8}")
+    say("generated answer: lmms-eval odvbench_accuracy on the text the model writes (an untrained model writes no"
+        " letter);")
+    say("forced choice: the option letter the model scores highest (StreamForest.option_scores).")
     st = summary["stream"]
     say("")
     say(f"Streaming session on {Path(st['video']).name} (streamforest stream, frames encoded once):")
@@ -471,6 +507,7 @@ def run_demo(ctx: Ctx) -> dict:
         ("eval_trained", _key(ctx, file_digest(*train_cfgs)), [ctx.out / "eval" / "trained"],
          lambda: step_eval(ctx, "trained", ctx.trained_ckpt)),
         ("stream", _key(ctx, file_digest(*train_cfgs)), [ctx.out / "stream" / "answers.json"], lambda: step_stream(ctx)),
+        ("forced_choice", _key(ctx, file_digest(*train_cfgs)), [], lambda: step_forced_choice(ctx)),
     ]  # fmt: skip
     redo = False
     for name, key, outputs, fn in plan:

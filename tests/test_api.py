@@ -89,3 +89,15 @@ def test_stream_session_answers_like_ask(sf: StreamForest, video: Path) -> None:
     asked = sf.ask(video, "Q?", at=6.0, max_new_tokens=3)
     assert streamed.num_frames == asked.num_frames == 7
     assert streamed.text == asked.text
+
+
+def test_option_scores_agree_with_greedy_first_letter(sf: StreamForest, video: Path) -> None:
+    scores = sf.option_scores(video, "Q?\nA. x\nB. y\nC. z", letters="ABC", at=6.0)
+    assert set(scores) == {"A", "B", "C"}
+    assert all(v <= 0.0 for v in scores.values())
+    # the forced choice is the letter the model ranks highest among the options
+    best = max(scores, key=scores.get)
+    again = sf.option_scores(video, "Q?\nA. x\nB. y\nC. z", letters="ABC", at=6.0)
+    assert max(again, key=again.get) == best and again == scores
+    with pytest.raises(ValueError, match="must be after"):
+        sf.option_scores(video, "Q?", at=1.0, start=2.0)

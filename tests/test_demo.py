@@ -135,14 +135,17 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     for r in rows.values():
         assert set(r) >= {"n", "chance", "untrained", "trained"} and r["n"] >= 1
         assert 0.0 <= r["trained"] <= 1.0 and 0.0 < r["chance"] < 1.0
+        assert r["trained_forced"] is None or 0.0 <= r["trained_forced"] <= 1.0
+    assert rows["overall"]["untrained_forced"] is not None and rows["overall"]["trained_forced"] is not None
     stream = summary["stream"]
     assert Path(stream["video"]).name.startswith("eval_") and Path(stream["answers_json"]).is_file()
     assert stream["answers"] and all({"time", "question", "expected", "model", "frames"} <= set(a) for a in stream["answers"])
-    assert set(summary["step_seconds"]) == {"data", "init", "stage2", "stage4", "eval_untrained", "eval_trained", "stream"}
+    assert set(summary["step_seconds"]) == {"data", "init", "stage2", "stage4", "eval_untrained", "eval_trained", "stream",
+                                            "forced_choice"}
     assert "untrained" in proc.stdout and "Streaming session" in proc.stdout
     # a re-run skips every finished step
     t0 = time.perf_counter()
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout[-2000:]
-    assert again.stdout.count("skipped") == 7, again.stdout
+    assert again.stdout.count("skipped") == 8, again.stdout
     assert time.perf_counter() - t0 < 60
