@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from streamforest.eval.scoring import MCQ_POST_PROMPT, format_mcq
 from streamforest.synthetic.scenes import KINDS, LIGHT_CYCLE, OBJECT_COLORS, SIDES, Scene, Track
 
 WINDOW_S = 1.5
@@ -37,7 +38,7 @@ MIN_VIS = 0.7
 """A road user counts as *present* in a frame when at least this fraction of it is visible."""
 KIND_MIN_VIS = 0.95
 """Kind questions need the whole road user in view (a half-hidden truck looks like a car)."""
-MC_POST_PROMPT = "Answer with the option's letter from the given choices directly."
+MC_POST_PROMPT = MCQ_POST_PROMPT  # the evaluation tasks' post prompt (streamforest.eval.scoring)
 """Post prompt of the reference multiple-choice tasks (spec §5.4)."""
 
 STATIC_CONFIG = "targeting_single_static_objects_v4"
@@ -116,9 +117,12 @@ class QA:
 
 
 def format_mc_prompt(question: str, candidates: list[str]) -> str:
-    """The reference multiple-choice text: question, ``A. …`` lines, post prompt (spec §5.4)."""
-    options = "".join(f"{chr(ord('A') + i)}. {c}\n" for i, c in enumerate(candidates))
-    return f"{question}\n{options}{MC_POST_PROMPT}"
+    """The reference multiple-choice text: question, ``A. …`` lines, post prompt (spec §5.4).
+
+    The same builder as the ODV-Bench task (``streamforest.eval.scoring.format_mcq``), so training records and
+    evaluation prompts cannot drift apart.
+    """
+    return format_mcq(question, candidates)
 
 
 def answer_letter(qa: QA) -> str:
