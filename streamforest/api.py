@@ -150,28 +150,22 @@ class StreamForest:
     ) -> _Frames:
         """Frames in memory follow the decord clip rule (spec §5.3) with frame k at ``t0 + k / fps``."""
         from streamforest.prompts import frame_timestamps
-        from streamforest.video import END_MARGIN_S, get_frame_indices
+        from streamforest.video import clip_frame_indices
 
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be a uint8 array [T,H,W,3], got {frames.dtype} {frames.shape}")
         fps, t0 = _rate_of(frames.shape[0], fps, timestamps)
         total = frames.shape[0] / fps
         end = total if at is None else float(at) - t0
-        begin = max(0.0, start - t0)
         if end > total + 1e-6:
             raise ValueError(f"at={at} s is beyond the end of the frames ({t0 + total:.2f} s at {fps:g} fps)")
-        end = min(end, total - END_MARGIN_S)
-        vlen, offset = int((end - begin) * fps), int(begin * fps)
-        if end <= begin or vlen < 1:
-            raise ValueError(f"the clip [{start}, {at}] s holds no frame of the given frames (t0={t0:g} s)")
-        indices = get_frame_indices(
-            None, vlen, "dynamic_fps1", input_fps=fps, min_num_frames=4, max_num_frames=self.max_frames,
-            local_num_frames=1,
+        indices, duration = clip_frame_indices(
+            frames.shape[0], fps, (max(0.0, start - t0), end), max_num_frames=self.max_frames,
+            source=f"frames (t0={t0:g} s)",
         )  # fmt: skip
-        local = [i + offset for i in indices]
-        absolute = [i + round(t0 * fps) for i in local]
+        absolute = [i + round(t0 * fps) for i in indices]
         time = float(at) if at is not None else t0 + total
-        return _Frames(frames[local], frame_timestamps(absolute, fps), end - begin, time)
+        return _Frames(frames[indices], frame_timestamps(absolute, fps), duration, time)
 
     # ------------------------------------------------------------------ ask
     def ask(

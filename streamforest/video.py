@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BACKENDS",
     "VideoClip",
+    "clip_frame_indices",
     "VideoError",
     "folder_fps",
     "get_frame_indices",
@@ -284,6 +285,33 @@ def _plan_file(
             )
     indices = get_frame_indices(vlen=vlen, input_fps=fps / rate if rate != 1.0 else fps, **sampler)
     return _Plan([i + offset for i in indices], duration)
+
+
+def clip_frame_indices(
+    num_frames: int,
+    fps: float,
+    clip: tuple[float, float] | None,
+    *,
+    min_num_frames: int = 4,
+    max_num_frames: int = 2048,
+    local_num_frames: int = 1,
+    source: str = "<frames>",
+) -> tuple[list[int], float]:
+    """The evaluation sampling (decord clip rule + ``dynamic_fps1``) for ``num_frames`` frames held in memory.
+
+    Frame ``k`` is at ``k / fps`` seconds; the rule is exactly :func:`load_video`'s for a video file.
+
+    Returns:
+        ``(indices, duration)``: sampled frame indices and the (clamped) clip duration in seconds.
+
+    Raises:
+        VideoError: an empty clip or one outside the frames (``source`` names them in the message).
+    """
+    sampler = {"num_frames": max_num_frames, "sample": "dynamic_fps1", "fix_start": None,
+               "min_num_frames": min_num_frames, "max_num_frames": max_num_frames,
+               "local_num_frames": local_num_frames}  # fmt: skip
+    plan = _plan_file(Path(source), num_frames, fps, clip, sampler)
+    return plan.indices, plan.duration
 
 
 def _open_decord(path: Path) -> Any:
