@@ -46,7 +46,7 @@ VIDEO_READER_FUNCS: dict[str, Reader] = {
 
 def load_video(video_path: str | list[str], max_frames_num: int, media_dict: Mapping[str, Any] | None = None,
                time_msg: str | None = "short_online_v2") -> tuple[np.ndarray, str, int]:  # fmt: skip
-    """The evaluation adapter's reader call (spec §5.2): ``(frames, time message, number of frames)``."""
+    """The evaluation adapter's reader call (REFERENCE §5.2): ``(frames, time message, number of frames)``."""
     media = dict(media_dict or {"video_read_type": "decord"})
     path = video_path if isinstance(video_path, str) else video_path[0]
     clip = (media["start"], media["end"]) if "start" in media else None

@@ -5,7 +5,7 @@
     >>> sf.ask("drive.mp4", "What colour is the traffic light?", at=12.5)
     Answer(text='Red.', time=12.5, num_frames=13, timestamps=[0.5, 1.5, ...])
 
-This is the reference evaluation path (spec §5.2–5.3), one question at a time: frames of ``[start, at]``
+This is the reference evaluation path (REFERENCE §5.2–5.3), one question at a time: frames of ``[start, at]``
 sampled at ≈1 fps with the evaluation rule, the ``short_online_v2`` time message, the ``qwen_2`` prompt
 with the evaluation-time insertion, greedy decoding stopped at ``<|im_end|>``; the memory is rebuilt from
 the clip's frames for every question (use ``streamforest.streaming`` for a real online session).
@@ -148,7 +148,7 @@ class StreamForest:
     def _frames_from_array(
         self, frames: np.ndarray, at: float | None, start: float, fps: float | None, timestamps: Any
     ) -> _Frames:
-        """Frames in memory follow the decord clip rule (spec §5.3) with frame k at ``t0 + k / fps``."""
+        """Frames in memory follow the decord clip rule (REFERENCE §5.3) with frame k at ``t0 + k / fps``."""
         from streamforest.prompts import frame_timestamps
         from streamforest.video import clip_frame_indices
 

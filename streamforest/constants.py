@@ -1,4 +1,4 @@
-"""Token ids and strings shared by prompts, data and the model (values of the reference, spec §1.9)."""
+"""Token ids and strings shared by prompts, data and the model (values of the reference, REFERENCE §1.9)."""
 
 IGNORE_INDEX = -100
 """Label value ignored by the loss."""

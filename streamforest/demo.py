@@ -328,7 +328,7 @@ def step_eval(ctx: Ctx, name: str, ckpt: Path) -> dict:
                 old.unlink()
     run_logged(cmd, ctx.log(f"eval_{name}"), env=env, cwd=ctx.out, step=f"eval_{name}")
     results = sorted(out.rglob("*_results.json"))
-    if len(results) != 1:  # lmms-eval exits 0 even when a task fails (DESIGN.md §4)
+    if len(results) != 1:  # lmms-eval exits 0 even when a task fails (docs/ARCHITECTURE.md)
         raise DemoError(f"lmms-eval wrote {len(results)} results files under {out}; see {ctx.log(f'eval_{name}')}")
     samples = sorted(str(p) for p in out.rglob("*_samples_*.jsonl"))
     return {"results": str(results[0]), "samples": samples, "scores": score_samples(samples)}

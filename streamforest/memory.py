@@ -1,4 +1,4 @@
-"""FSTW + PEMF event memory of StreamForest — pure torch (spec §2).
+"""FSTW + PEMF event memory of StreamForest — pure torch (REFERENCE §2).
 
 The memory turns a stream of per-frame patch features ``[P, C]`` into a bounded token sequence:
 
@@ -15,7 +15,7 @@ Consolidation policies
 ----------------------
 ``"deferred"`` (default, faithful): after any number of frames ``read()`` returns exactly (``torch.equal``)
 what the reference returns when it builds a fresh memory from all frames so far (all ``update`` calls,
-then one ``get_memory_tokens``; spec §2.5). Everything causal runs once per frame as it arrives: frame
+then one ``get_memory_tokens``; REFERENCE §2.5). Everything causal runs once per frame as it arrives: frame
 cosine, now → short ToMe, event segmentation and compression, adjacent-event similarity. Only step C
 (long-memory consolidation) depends on the whole stream — its time normaliser is the current frame
 count — so each read replays it on a copy of the event list. Merge results and pair similarities are
@@ -61,7 +61,7 @@ _INGEST_CHUNK = 32
 
 @dataclass
 class MemoryConfig:
-    """Hyper-parameters of the FSTW + PEMF memory (spec §2.1; defaults = training and all benchmarks)."""
+    """Hyper-parameters of the FSTW + PEMF memory (REFERENCE §2.1; defaults = training and all benchmarks)."""
 
     hidden_size: int = 1152
     """Feature width ``C`` (reference ``hidden_size``)."""
@@ -138,7 +138,7 @@ class MemoryConfig:
 
     @classmethod
     def demo_online(cls, **overrides: Any) -> MemoryConfig:
-        """The reference ``generate_online`` configuration (spec §2.1, right column; ≤ 1,008 tokens)."""
+        """The reference ``generate_online`` configuration (REFERENCE §2.1, right column; ≤ 1,008 tokens)."""
         values: dict[str, Any] = dict(
             short_frames=6, now_tokens=64, short_tokens=16, event_window=4, long_tokens_per_frame=16
         )
@@ -227,7 +227,7 @@ def event_similarity(first: Tensor, second: Tensor, num_heads: int) -> float:
         num_heads: channel chunks of the ToMe metric.
 
     Returns:
-        Mean of the ``r = n·K − ceil(n/2)·K`` largest best scores (``n = S1 + S2``) — spec §2.3 B.6.
+        Mean of the ``r = n·K − ceil(n/2)·K`` largest best scores (``n = S1 + S2``) — REFERENCE §2.3 B.6.
     """
     slots, k, c = first.shape[0] + second.shape[0], first.shape[1], first.shape[2]
     r = slots * k - math.ceil(slots / 2) * k
@@ -245,7 +245,7 @@ def merge_events(first: Tensor, second: Tensor, num_heads: int) -> Tensor:
 
 
 def pair_penalties(centres: Tensor, counts: Tensor, sims: Tensor, normaliser: int, cfg: MemoryConfig) -> Tensor:
-    """Merge penalty of every adjacent event pair (spec §2.3 C.1), vectorised in float64.
+    """Merge penalty of every adjacent event pair (REFERENCE §2.3 C.1), vectorised in float64.
 
     ``0.4·(1 − sim) + 0.2·(mean centre / normaliser) + 0.4·(mean merge count / max + 1e-6)``, evaluated in
     the same operation order as the scalar formula, so each value is bit-identical to it.

@@ -1,6 +1,6 @@
 """Fixed sin-cos position embeddings of the StreamForest projectors — pure torch.
 
-Layout of a ``C``-wide vector (spec §1.4; SigLIP so400m: C = 1152):
+Layout of a ``C``-wide vector (REFERENCE §1.4; SigLIP so400m: C = 1152):
 
 ============================  ===========================================================
 dims                          content

@@ -1,6 +1,6 @@
 """Prompts — the one source of truth for conversation templates, time messages and their insertion.
 
-Everything here reproduces the reference text byte for byte (spec §1.10, §1.11, §5.2): the released
+Everything here reproduces the reference text byte for byte (REFERENCE §1.10, §1.11, §5.2): the released
 checkpoints were trained and evaluated with exactly these strings. Two insertion builders exist on purpose:
 
 * :func:`insert_time_message_train` — what training (``preprocess_multimodal``) feeds the model:
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------------------------------------
-# Conversation templates (spec §1.10, §4.6)
+# Conversation templates (REFERENCE §1.10, §4.6)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -82,7 +82,7 @@ class Conversation:
         self.messages.append([role, message])
 
     def get_prompt(self) -> str:
-        """Render the conversation exactly as the reference does (spec §1.10)."""
+        """Render the conversation exactly as the reference does (REFERENCE §1.10)."""
         if self.sep_style is SeparatorStyle.CHATML:
             out = "" if self.system == "" else self.system + self.sep + "\n"
             for role, message in self.messages:
@@ -110,7 +110,7 @@ conv_qwen = Conversation(
 """ChatML template of Qwen2-Instruct (``qwen_2`` in the reference)."""
 
 conv_plain = Conversation(system="", roles=("", ""), sep_style=SeparatorStyle.PLAIN, sep="\n", sep2="\n", version="plain")
-"""Stage-1 template: no system prompt, no roles, newline separator (spec §4.6)."""
+"""Stage-1 template: no system prompt, no roles, newline separator (REFERENCE §4.6)."""
 
 conv_templates: dict[str, Conversation] = {
     "qwen_2": conv_qwen,
@@ -133,7 +133,7 @@ def get_template(name: str) -> Conversation:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Time messages (spec §1.11)
+# Time messages (REFERENCE §1.11)
 # ----------------------------------------------------------------------------------------------------------
 
 TIME_MSG_KINDS = ("short", "short_online", "short_online_v2", "short_online_per_frame")
@@ -161,7 +161,7 @@ def _v2_text(sec: Sequence[str]) -> str:
 
 
 def time_message(kind: str | None, timestamps: Sequence[str], duration: float) -> str:
-    """The time message of kind ``kind`` (spec §1.11); ``None`` or ``""`` gives ``""``.
+    """The time message of kind ``kind`` (REFERENCE §1.11); ``None`` or ``""`` gives ``""``.
 
     Args:
         kind: ``short``, ``short_online``, ``short_online_v2``, ``short_online_per_frame``, any other
@@ -198,7 +198,7 @@ def time_message(kind: str | None, timestamps: Sequence[str], duration: float) -
 
 
 def insert_time_message_train(value: str, msg: str | None) -> str:
-    """Training insertion (``preprocess_multimodal``, spec §1.11) applied to one turn's text.
+    """Training insertion (``preprocess_multimodal``, REFERENCE §1.11) applied to one turn's text.
 
     A turn with exactly one ``<image>`` that is not at the start has it moved to the front as
     ``"<image>\\n" + rest``; then every ``<image>`` becomes ``"<image>" + msg.rstrip() + " "``.
@@ -214,7 +214,7 @@ def insert_time_message_train(value: str, msg: str | None) -> str:
 
 
 def build_eval_question(question: str, msg: str | None) -> str:
-    """Evaluation insertion (lmms-eval adapter, spec §5.2 item 4) for one video.
+    """Evaluation insertion (lmms-eval adapter, REFERENCE §5.2 item 4) for one video.
 
     ``"<image>" + "\\n" + msg.rstrip() + " " + question`` — with the extra newline the released model was
     evaluated with. Without a message: ``"<image>\\n" + question``. A question that already contains
@@ -300,7 +300,7 @@ EVAL_GENERATION_DEFAULTS: dict[str, Any] = {
     "num_beams": 1,
     "use_cache": True,
 }
-"""Generation defaults of the reference evaluation adapter (spec §1.13, §5.2 item 6); task YAMLs override
+"""Generation defaults of the reference evaluation adapter (REFERENCE §1.13, §5.2 item 6); task YAMLs override
 ``max_new_tokens`` (16 for multiple choice) and ``top_p`` (1.0). Copy before modifying."""
 
 

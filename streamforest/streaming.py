@@ -1,7 +1,7 @@
-"""Online streaming runtime: encode every frame once, answer questions at any moment (DESIGN.md §5).
+"""Online streaming runtime: encode every frame once, answer questions at any moment (docs/ARCHITECTURE.md).
 
 The reference answers a question asked at time ``q`` by re-decoding ``[start, q]``, re-encoding every sampled
-frame with the ViT and rebuilding the FSTW + PEMF memory from scratch (spec §2.5, §8.4). A
+frame with the ViT and rebuilding the FSTW + PEMF memory from scratch (REFERENCE §2.5, §8.4). A
 :class:`StreamingSession` instead ingests frames as they arrive — image processor, vision tower, position
 embedding (temporal index = frame count mod 512) and memory update, each done **once per frame**, in small
 batches (``encode_batch_size``) flushed when full or when a question comes — and answers a question with
@@ -22,7 +22,7 @@ Modes
 path ``model.generate(ids, images=[pixels], modalities=["video"])`` **on the session's frames**: the frames
 pushed (or played) so far, with temporal indices ``0..T-1`` in arrival order, and the ``short_online_v2``
 time message built from those frames' timestamps exactly as the evaluation builds it
-(``str(round(t, 1))`` per frame, spec §1.11). The memory keeps every event leaf (O(T) tokens) and replays
+(``str(round(t, 1))`` per frame, REFERENCE §1.11). The memory keeps every event leaf (O(T) tokens) and replays
 the long-memory merges at read time, so state and read cost grow slowly with the stream.
 Bit-equality assumes the vision tower is batch-invariant (it is on CPU, fp32 and bf16, tested); on GPUs
 different batch sizes may change the last bits of the ViT features, just as the reference's own 128-frame
@@ -36,7 +36,7 @@ see ``streamforest.memory``); use it for live streams that never end.
 When does ``exact`` coincide with the benchmark sampling?
 ----------------------------------------------------------
 The reference samples frames *for each question*: ⌊q' + 1⌋ mid-bin frames over the clip ``[0, q']``
-(q' = q clamped to the video end − 0.1 s; min 4, max 2048 frames; spec §5.3) — the set of frames depends on
+(q' = q clamped to the video end − 0.1 s; min 4, max 2048 frames; REFERENCE §5.3) — the set of frames depends on
 q, so no single frame-by-frame stream can reproduce it for every q. It coincides exactly when:
 
 * a file is played from 0 to ``end = q`` (``play(path, end=q)``, ``iter_video_frames`` applies the same
@@ -54,7 +54,7 @@ count by at most one. Frames pushed by the user are taken as they are (e.g. 1 fp
 Multi-turn dialogue
 -------------------
 ``ask(question, follow_up=True)`` continues the current dialogue. As in the reference (one ``<image>`` at
-the start of the first user turn, spec §5.2 item 4), the visual tokens and the time message always sit at
+the start of the first user turn, REFERENCE §5.2 item 4), the visual tokens and the time message always sit at
 the start of the **first** user turn and describe the memory *at the time of the latest question*; the
 earlier questions and answers follow as plain text turns. ``follow_up=False`` (default) starts a new
 single-turn dialogue — the benchmark setting.
@@ -533,7 +533,7 @@ class StreamingSession:
         return feats
 
     def time_message_text(self, at: float | None = None) -> str:
-        """The time message for the frames seen so far (evaluation text, spec §1.11)."""
+        """The time message for the frames seen so far (evaluation text, REFERENCE §1.11)."""
         from streamforest.prompts import time_message
 
         times = list(self._times) + self._pending_times

@@ -58,7 +58,7 @@ TINY_MEMORY_CONFIG: dict[str, Any] = {
 """Memory hyper-parameters scaled to the tiny tower (docs/ARCHITECTURE.md)."""
 
 _PROJECTOR_KEYS: dict[str, dict[str, Any]] = {
-    # spec §3.1: StreamForest-Qwen2-7B / -Drive
+    # REFERENCE §3.1: StreamForest-Qwen2-7B / -Drive
     "tome729_fstw_pemf": {
         "vision_encode_type": "image_video_memory_batch",
         "mm_local_num_frames": 1,
@@ -66,7 +66,7 @@ _PROJECTOR_KEYS: dict[str, dict[str, Any]] = {
         "time_msg_type": "short_online_v2",
         "mm_tunable_parts": "mm_mlp_adapter,mm_language_model",
     },
-    # spec §3.1: StreamForest-Pretrain-Qwen2-7B
+    # REFERENCE §3.1: StreamForest-Pretrain-Qwen2-7B
     "tome16_mlp": {
         "vision_encode_type": "image_video_new",
         "mm_local_num_frames": 8,
@@ -181,7 +181,7 @@ def make_tiny_tokenizer(
 def tiny_config(
     projector_type: str = "tome729_fstw_pemf", vocab_size: int = 1024, **overrides: Any
 ) -> LlavaQwenConfig:
-    """Released-format config at tiny sizes (flat ``mm_*`` keys of spec §3.1 + ``vision_config``)."""
+    """Released-format config at tiny sizes (flat ``mm_*`` keys of REFERENCE §3.1 + ``vision_config``)."""
     if projector_type not in _PROJECTOR_KEYS:
         raise ValueError(f"tiny checkpoints exist for {sorted(_PROJECTOR_KEYS)}, not {projector_type!r}")
     values: dict[str, Any] = {

@@ -3,7 +3,7 @@
 One implementation shared by every projector and by the event memory.
 
 Bipartite soft matching (Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023), with the
-details StreamForest was trained with (spec §1.5):
+details StreamForest was trained with (REFERENCE §1.5):
 
 * the matching metric is not the attention keys but the feature vector averaged over ``num_heads``
   equal chunks: ``x.reshape(B, N, H, C // H).mean(2)`` -> ``[B, N, C // H]`` (72-d for SigLIP so400m);

@@ -1,10 +1,10 @@
 """Video loading: the reference frame sampling (pure) and three decoding backends with one API.
 
-* :func:`get_frame_indices` — the reference sampler (spec §6.1): ``dynamic_fps1`` (≈1 fps, mid-bin),
+* :func:`get_frame_indices` — the reference sampler (REFERENCE §6.1): ``dynamic_fps1`` (≈1 fps, mid-bin),
   ``middle``, ``rand``, ``fix_start``, ``fps<x>``; pure Python/numpy.
 * :func:`load_video` — decode the sampled frames of a file (``decord`` or ``pyav``) or of a frame folder
   (``frames``) into a :class:`VideoClip` with **absolute** frame indices and timestamps (seconds from the
-  start of the video), for whole videos and for clips ``(start, end)`` in seconds (spec §5.3, §6.2).
+  start of the video), for whole videos and for clips ``(start, end)`` in seconds (REFERENCE §5.3, §6.2).
 * :func:`iter_video_frames` — the same ≈1 fps mid-bin frames of a span, decoded one by one (online runtime).
 
 All backends pick identical indices for the same file and arguments; PyAV decodes sequentially and keeps
@@ -48,7 +48,7 @@ BACKENDS = ("auto", "decord", "pyav", "frames", "gif")
 _ALIASES = {"av": "pyav", "img": "frames", "frame": "frames"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 END_MARGIN_S = 0.1
-"""The decord reader clamps a clip end to ``duration − 0.1 s`` (spec §6.2)."""
+"""The decord reader clamps a clip end to ``duration − 0.1 s`` (REFERENCE §6.2)."""
 
 
 class VideoError(ValueError):
@@ -56,7 +56,7 @@ class VideoError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Pure sampling (spec §6.1)
+# Pure sampling (REFERENCE §6.1)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -128,7 +128,7 @@ def get_frame_indices(
     local_num_frames: int = 8,
     rng: random.Random | np.random.Generator | None = None,
 ) -> list[int]:
-    """Indices (0-based, within ``vlen`` frames) that the reference sampler picks (spec §6.1).
+    """Indices (0-based, within ``vlen`` frames) that the reference sampler picks (REFERENCE §6.1).
 
     Args:
         num_frames: frames wanted by ``middle``/``rand`` (computed for ``dynamic_fps1``; unused by ``fps<x>``).
@@ -243,7 +243,7 @@ def _timestamps(indices: Sequence[int], fps: float) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Video files: the decord rule (spec §5.3, §6.2) and the two decoders
+# Video files: the decord rule (REFERENCE §5.3, §6.2) and the two decoders
 # ----------------------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Legacy ``llava.model.builder`` (reference path): ``load_pretrained_model`` → ``streamforest.model.loader``.
 
-No logic here: the reference's name-substring dispatch (``qwen``/``flash``/``moe`` …, spec §8.2 item 14) is
+No logic here: the reference's name-substring dispatch (``qwen``/``flash``/``moe`` …, REFERENCE §8.2 item 14) is
 replaced by the loader's dispatch on ``config.json``'s ``architectures[0]``.
 """
 
@@ -33,7 +33,7 @@ def load_pretrained_model(
     """Return ``(tokenizer, model, image_processor, context_len)`` like the reference builder.
 
     ``model_base`` (LoRA merging), 8/4-bit loading and ``customized_config`` are not supported.
-    ``torch_dtype=None`` keeps the checkpoint's dtype (the reference forced float16, spec §8.2 item 17).
+    ``torch_dtype=None`` keeps the checkpoint's dtype (the reference forced float16, REFERENCE §8.2 item 17).
     ``device_map`` may be a device string; ``"auto"`` means CUDA when available, else CPU.
     """
     if model_base is not None or load_8bit or load_4bit or customized_config is not None:

@@ -1,4 +1,4 @@
-"""Batch collation (spec §4.7): truncate, right-pad, flatten the media lists, carry the skip count."""
+"""Batch collation (REFERENCE §4.7): truncate, right-pad, flatten the media lists, carry the skip count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data-list YAML (reference format, spec §4.3) and annotation records (§4.4).
+"""Data-list YAML (reference format, REFERENCE §4.3) and annotation records (§4.4).
 
 A data list is a YAML file with a top-level ``datasets:`` list. Each entry names one annotation file
 (``json_path``: a ``.json`` list of records or a ``.jsonl`` file) and how to use it:
@@ -116,7 +116,7 @@ def _resolve(path: str, base: Path, root_map: Mapping[str, str]) -> str:
 
 # ----------------------------------------------------------------------------------------------- sampling
 def apply_sampling_strategy(records: list[Any], strategy: str, *, where: str = "") -> list[Any]:
-    """Select records by the reference's ``sampling_strategy`` (spec §4.3).
+    """Select records by the reference's ``sampling_strategy`` (REFERENCE §4.3).
 
     ``first:N`` → ``records[:N]``; ``firstK:N`` → ``records[(K-1)N : KN]``; ``end:N`` → ``records[-N:]``;
     ``N`` may be ``P%`` → ``ceil(P·len/100)``.
@@ -163,7 +163,7 @@ def _turn_text(turn: Any, *, first: bool, where: str) -> None:
 
 
 def validate_record(record: Any, where: str) -> None:
-    """Check the keys the dataset reads (spec §4.4); raise :class:`DataListError` naming ``where``."""
+    """Check the keys the dataset reads (REFERENCE §4.4); raise :class:`DataListError` naming ``where``."""
     if not isinstance(record, dict):
         raise DataListError(f"{where}: a record must be a JSON object, got {type(record).__name__}")
     conv = record.get("conversations")

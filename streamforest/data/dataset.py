@@ -1,4 +1,4 @@
-"""The training dataset: records → (input_ids, labels, pixels, modality), reference recipe (spec §4.4–§4.6).
+"""The training dataset: records → (input_ids, labels, pixels, modality), reference recipe (REFERENCE §4.4–§4.6).
 
 A sample whose media cannot be read is **skipped**, never replaced: ``__getitem__`` returns a
 :class:`SkippedSample` marker, the warning names the file (once per file and process), and the collator /
@@ -27,7 +27,7 @@ READ_TYPE_TO_BACKEND = {None: "auto", "auto": "auto", "decord": "decord", "av": 
 
 @dataclass
 class VideoSampling:
-    """How frames are sampled for training videos (DataArguments of the reference, spec §4.2/§4.5)."""
+    """How frames are sampled for training videos (DataArguments of the reference, REFERENCE §4.2/§4.5)."""
 
     frames_upbound: int = 8
     frames_lowbound: int = 1
@@ -114,7 +114,7 @@ class SupervisedDataset(Dataset):
 
     @property
     def modality_lengths(self) -> list[int]:
-        """Signed word counts used by the modality-grouped sampler (spec §4.10)."""
+        """Signed word counts used by the modality-grouped sampler (REFERENCE §4.10)."""
         return [modality_length(r, self.early_mix_text) for r in self.records]
 
     # ------------------------------------------------------------------------------------------- media

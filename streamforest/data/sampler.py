@@ -1,9 +1,9 @@
-"""Modality-grouped length sampler (``group_by_modality_length``, spec §4.10).
+"""Modality-grouped length sampler (``group_by_modality_length``, REFERENCE §4.10).
 
 Behaviour of the reference kept: megabatches of ``world·batch`` indices sorted by length and split into
 ``world`` balanced chunks, multimodal and text-only samples grouped separately, the two partial
 megabatches merged into one last "additional" batch. Kept as well: the trainer passes
-``world = world_size × gradient_accumulation_steps`` (spec §8.2-12), so a megabatch spans one full
+``world = world_size × gradient_accumulation_steps`` (REFERENCE §8.2-12), so a megabatch spans one full
 optimizer step across all ranks.
 
 Changed: every random draw uses one ``torch.Generator`` seeded with ``seed + epoch`` (the reference drew

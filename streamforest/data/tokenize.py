@@ -1,4 +1,4 @@
-"""Turn a conversation into ``input_ids`` / ``labels`` exactly as the reference trains (spec §4.6).
+"""Turn a conversation into ``input_ids`` / ``labels`` exactly as the reference trains (REFERENCE §4.6).
 
 * ``qwen_2`` (stages 2–5): system message masked, user turns masked, assistant turns fully supervised
   (including the ``<|im_start|>assistant\\n`` header and the trailing ``<|im_end|>\\n``); afterwards every
@@ -46,7 +46,7 @@ def normalise_turns(conversations: list[dict[str, Any]]) -> list[tuple[str, str]
 
 
 def add_time_message(turns: list[tuple[str, str]], msg: str | None) -> list[tuple[str, str]]:
-    """Apply the training insertion of the time message to every turn holding ``<image>`` (spec §1.11)."""
+    """Apply the training insertion of the time message to every turn holding ``<image>`` (REFERENCE §1.11)."""
     from streamforest.prompts import insert_time_message_train
 
     return [(role, insert_time_message_train(text, msg or "") if DEFAULT_IMAGE_TOKEN in text else text) for role, text in turns]

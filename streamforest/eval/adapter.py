@@ -1,4 +1,4 @@
-"""lmms-eval model ``streamforest`` (spec §5.2): a thin adapter over the library.
+"""lmms-eval model ``streamforest`` (REFERENCE §5.2): a thin adapter over the library.
 
 Loading is :func:`streamforest.model.loader.load_pretrained`; frames come from
 :func:`streamforest.video.load_video` (≈1 fps ``dynamic_fps1``, min 4 / max ``max_frames_num`` frames, the

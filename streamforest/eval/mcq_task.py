@@ -2,7 +2,7 @@
 
 A task folder's ``utils.py`` builds one :class:`MultipleChoiceTask` and exposes its bound methods under the
 names its YAML references (``!function utils.doc_to_text`` …). Docs and visuals come from
-:mod:`streamforest.eval.media`, prompts and scores from :mod:`streamforest.eval.scoring` (spec §5.4).
+:mod:`streamforest.eval.media`, prompts and scores from :mod:`streamforest.eval.scoring` (REFERENCE §5.4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Answer extraction and metrics shared by every evaluation task (spec §5.4, §8.7).
+"""Answer extraction and metrics shared by every evaluation task (REFERENCE §5.4, §8.7).
 
 Pure Python (``re`` + stdlib): the lmms-eval task folders under ``lmms_eval/tasks/`` import these functions,
 so the rules live in one place instead of one copy per ``utils.py`` as in the reference.
@@ -34,7 +34,7 @@ VIDEOMME_OPTION_PROMPT = (
     "Select the best answer to the following multiple-choice question based on the video and the subtitles. "
     "Respond with only the letter (A, B, C, or D) of the correct option."
 )
-"""Video-MME instruction (mentions subtitles even without them — kept, spec §8.7)."""
+"""Video-MME instruction (mentions subtitles even without them — kept, REFERENCE §8.7)."""
 
 # ----------------------------------------------------------------------------------------------------------
 # Prompts
@@ -108,7 +108,7 @@ def vqa_process_punctuation(text: str) -> str:
 
 
 def normalize_mcq_answer(text: str) -> str:
-    """Normalise one side of :func:`mcq_acc` (spec §5.4).
+    """Normalise one side of :func:`mcq_acc` (REFERENCE §5.4).
 
     ``"B. text"`` → ``"B"``; otherwise VQA normalisation, lower case, and the first standalone letter a–e
     (case-insensitive word match — so ``"a man"`` → ``"A"``, a kept reference quirk) in upper case; if there
@@ -138,7 +138,7 @@ def mcq_acc(gt: str, pred: str) -> int:
 # Video-MME and PerceptionTest extraction
 # ----------------------------------------------------------------------------------------------------------
 
-# Reference list, including its two missing commas (two pairs of prefixes are concatenated, spec §8.7).
+# Reference list, including its two missing commas (two pairs of prefixes are concatenated, REFERENCE §8.7).
 _VIDEOMME_PREFIXES = (
     "The best answer is",
     "The correct answer is",

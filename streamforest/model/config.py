@@ -1,6 +1,6 @@
 """Model configuration: ``LlavaQwenConfig`` (flat ``mm_*`` keys, released format) and typed views over it.
 
-The released checkpoints (spec §3.1) store a Qwen2 config plus flat multimodal keys (``mm_projector_type``,
+The released checkpoints (REFERENCE §3.1) store a Qwen2 config plus flat multimodal keys (``mm_projector_type``,
 ``vision_encode_type``, ``mm_local_num_frames``, …) and — because of a class-vs-instance attribute slip in
 the reference — ``"model_type": "qwen2"``. We keep the flat keys exactly (so released files load) and offer:
 
@@ -45,10 +45,10 @@ SO400M_VISION_CONFIG: dict[str, Any] = {
 """SigLIP so400m-patch14-384 vision architecture (before the last layer is removed).
 
 This is what the reference builds for every released checkpoint (its ``SigLipVisionConfig()`` defaults,
-spec §1.2); written down here so that no hub access is ever needed."""
+REFERENCE §1.2); written down here so that no hub access is ever needed."""
 
 ENCODE_TYPES = ("image", "image_video_new", "image_video_memory", "image_video_memory_batch")
-"""``vision_encode_type`` values we implement (spec §1.7). ``"image"`` crashed in the reference and is run
+"""``vision_encode_type`` values we implement (REFERENCE §1.7). ``"image"`` crashed in the reference and is run
 as ``image_video_new`` with one frame per clip (docs/DEVIATIONS.md)."""
 
 
@@ -56,7 +56,7 @@ as ``image_video_new`` with one frame per clip (docs/DEVIATIONS.md)."""
 class MultimodalSettings:
     """Typed view over the flat ``mm_*`` keys of a :class:`LlavaQwenConfig`.
 
-    Defaults are the reference's (``ModelArguments`` / ``getattr`` defaults, spec §4.2); keys stored only
+    Defaults are the reference's (``ModelArguments`` / ``getattr`` defaults, REFERENCE §4.2); keys stored only
     for compatibility (``mm_num_compress_latents`` …) are kept verbatim in the config but not listed here.
     """
 
@@ -65,7 +65,7 @@ class MultimodalSettings:
     mm_projector_type: str = "linear"
     mm_hidden_size: int = 1152
     mm_vision_select_layer: int = -2
-    """Stored only: the SigLIP tower always returns layer -2 of the original tower (spec §1.2)."""
+    """Stored only: the SigLIP tower always returns layer -2 of the original tower (REFERENCE §1.2)."""
     mm_vision_select_feature: str = "patch"
     mm_patch_merge_type: str = "flat"
     vision_encode_type: str = "image"

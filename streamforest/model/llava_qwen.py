@@ -1,4 +1,4 @@
-"""LlavaQwen: SigLIP tower + StreamForest projector + Qwen2 LLM (spec §1.1, §1.7, §1.8).
+"""LlavaQwen: SigLIP tower + StreamForest projector + Qwen2 LLM (REFERENCE §1.1, §1.7, §1.8).
 
 ``LlavaQwenForCausalLM`` is a ``Qwen2ForCausalLM`` whose inner model (``LlavaQwenModel``) also owns
 ``vision_tower`` (truncated SigLIP) and ``mm_projector`` (ToMe / memory projector, only ``mlp.{0,2}``

@@ -1,7 +1,7 @@
-"""Load and save StreamForest checkpoints in the released format (spec §3) — never touching the network.
+"""Load and save StreamForest checkpoints in the released format (REFERENCE §3) — never touching the network.
 
 Released format: ``config.json`` (a Qwen2 config with flat ``mm_*`` keys, ``"model_type": "qwen2"``,
-``"architectures": ["LlavaQwenForCausalLM"]``), sharded safetensors with the names of spec §3.2
+``"architectures": ["LlavaQwenForCausalLM"]``), sharded safetensors with the names of REFERENCE §3.2
 (``model.vision_tower.vision_tower.vision_model.*``, ``model.mm_projector.mlp.{0,2}.*``, Qwen2 names,
 untied ``lm_head``) and the tokenizer files.
 

@@ -1,4 +1,4 @@
-"""SigLIP image processor of the reference (spec §1.3): bicubic squash to S×S, [0,255] → [-1,1], CHW.
+"""SigLIP image processor of the reference (REFERENCE §1.3): bicubic squash to S×S, [0,255] → [-1,1], CHW.
 
 The reference resized numpy uint8 frames through PIL (transformers' ``resize`` converts to a PIL image),
 so we resize with ``PIL.Image.resize(BICUBIC)`` on uint8 too — torch's bicubic interpolation gives

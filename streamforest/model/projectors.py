@@ -1,4 +1,4 @@
-"""Vision projectors ("connectors") of StreamForest (spec §1.4–1.6).
+"""Vision projectors ("connectors") of StreamForest (REFERENCE §1.4–1.6).
 
 Every projector owns exactly one trainable module, ``mlp = Sequential(Linear(C_v, H), GELU(), Linear(H, H))``
 (exact erf GELU), so the state-dict keys are ``mlp.0.*`` and ``mlp.2.*`` and the MLP weights are
@@ -100,7 +100,7 @@ class ToMeProjector(nn.Module):
 
 
 class MemoryProjector(nn.Module):
-    """``tome729_fstw_pemf``: FSTW + PEMF event memory for video, ToMe for images (spec §1.6)."""
+    """``tome729_fstw_pemf``: FSTW + PEMF event memory for video, ToMe for images (REFERENCE §1.6)."""
 
     projector_type = "tome729_fstw_pemf"
 
@@ -151,7 +151,7 @@ class MemoryProjector(nn.Module):
     def add_pos_embed(self, frames: Tensor, start_index: int = 0) -> Tensor:
         """``frames [T, P, C_v]`` + spatial + temporal pos-embed; frame ``i`` is stream frame ``start_index + i``.
 
-        The temporal position is the sampled-frame index modulo 512 (spec §1.4).
+        The temporal position is the sampled-frame index modulo 512 (REFERENCE §1.4).
         """
         self._check_frames(frames, "frames [T, P, C]")
         pos = memory_pos_embed(frames.shape[0], self.grid, frames.shape[-1], start=start_index, device=frames.device)

@@ -1,4 +1,4 @@
-"""Splice visual tokens into text embeddings at ``<image>`` placeholders (spec §1.8) — pure torch.
+"""Splice visual tokens into text embeddings at ``<image>`` placeholders (REFERENCE §1.8) — pure torch.
 
 Per sample: drop padding (attention mask 0), split ``input_ids`` at every ``-200``, embed the text pieces
 with one call, and put the next feature tensor ``[N_i, H]`` at each placeholder (labels -100 there).

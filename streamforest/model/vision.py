@@ -1,4 +1,4 @@
-"""Truncated SigLIP vision tower (spec §1.2), built from a config dict — never downloaded.
+"""Truncated SigLIP vision tower (REFERENCE §1.2), built from a config dict — never downloaded.
 
 The reference loads ``google/siglip-so400m-patch14-384``, deletes its last encoder layer, drops the
 attention-pooling head and returns the last remaining layer's output **before** ``post_layernorm``

@@ -1,7 +1,7 @@
 """Questions, answers and captions computed from a :class:`~streamforest.synthetic.scenes.Scene`'s ground truth.
 
 Every question is asked at a question time ``q`` (seconds) about the clip ``[0, q]``. The model sees that clip
-at ≈ 1 fps with the last sampled frame ≈ 0.5–1 s before ``q`` (spec §5.3), so a question is only asked when
+at ≈ 1 fps with the last sampled frame ≈ 0.5–1 s before ``q`` (REFERENCE §5.3), so a question is only asked when
 the fact it targets holds over the whole *window* ``[q − 1.5 s, q]`` (:data:`WINDOW_S`).
 
 Families (ODV-Bench config → task / subtask):
@@ -39,7 +39,7 @@ MIN_VIS = 0.7
 KIND_MIN_VIS = 0.95
 """Kind questions need the whole road user in view (a half-hidden truck looks like a car)."""
 MC_POST_PROMPT = MCQ_POST_PROMPT  # the evaluation tasks' post prompt (streamforest.eval.scoring)
-"""Post prompt of the reference multiple-choice tasks (spec §5.4)."""
+"""Post prompt of the reference multiple-choice tasks (REFERENCE §5.4)."""
 
 STATIC_CONFIG = "targeting_single_static_objects_v4"
 DYNAMIC_CONFIG = "targeting_single_dynamic_objects_v4"
@@ -117,7 +117,7 @@ class QA:
 
 
 def format_mc_prompt(question: str, candidates: list[str]) -> str:
-    """The reference multiple-choice text: question, ``A. …`` lines, post prompt (spec §5.4).
+    """The reference multiple-choice text: question, ``A. …`` lines, post prompt (REFERENCE §5.4).
 
     The same builder as the ODV-Bench task (``streamforest.eval.scoring.format_mcq``), so training records and
     evaluation prompts cannot drift apart.

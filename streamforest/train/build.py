@@ -1,4 +1,4 @@
-"""Build the model of a training stage (spec §4.8): from a plain Qwen2 LLM + a SigLIP checkpoint (stages
+"""Build the model of a training stage (REFERENCE §4.8): from a plain Qwen2 LLM + a SigLIP checkpoint (stages
 1–2), or from a previous StreamForest checkpoint (stages 3–5, projector type may change), then load the
 stage-1 connector (``pretrain_mm_mlp_adapter``) and select the tunable parts.
 
@@ -149,7 +149,7 @@ def siglip_state_dict(path: Path, num_layers_kept: int) -> dict[str, torch.Tenso
 
 # ----------------------------------------------------------------------------------------------- building
 def stage_config_keys(cfg: StageConfig) -> dict[str, Any]:
-    """Flat config keys the reference writes for a stage (spec §3.1)."""
+    """Flat config keys the reference writes for a stage (REFERENCE §3.1)."""
     m, d, t = cfg.model, cfg.data, cfg.training
     return {
         "mm_projector_type": m.mm_projector_type,
@@ -255,7 +255,7 @@ def load_mm_projector(model: nn.Module, path: str) -> None:
 
 
 def build_stage_model(cfg: StageConfig) -> BuiltModel:
-    """Everything of spec §4.8: build or load, load the connector, tokenizer settings, tunable parts."""
+    """Everything of REFERENCE §4.8: build or load, load the connector, tokenizer settings, tunable parts."""
     m = cfg.model
     base = local_dir(m.model_name_or_path)
     built = build_from_checkpoint(cfg) if is_streamforest_checkpoint(base) else build_from_llm(cfg)

@@ -1,6 +1,6 @@
 """Typed training configuration: one YAML per stage (``configs/train/``) → :class:`StageConfig`.
 
-The YAML has three sections mirroring the reference's argument dataclasses (spec §4.2) — ``model``,
+The YAML has three sections mirroring the reference's argument dataclasses (REFERENCE §4.2) — ``model``,
 ``data``, ``training`` — plus an optional ``lora`` section. A file may start from another with
 ``base: other.yaml`` (path relative to the file; sections are deep-merged). Command-line overrides are
 dotted ``section.key=value`` pairs whose values are parsed as YAML (``training.learning_rate=2e-5``,

@@ -1,4 +1,4 @@
-"""Tunable parts and optimizer parameter groups (spec §4.8 step 5, §4.9).
+"""Tunable parts and optimizer parameter groups (REFERENCE §4.8 step 5, §4.9).
 
 The reference's per-module learning rates (``mm_projector_lr``, ``mm_vision_tower_lr``) were silently
 ignored whenever the DeepSpeed JSON had an ``optimizer`` block (stage 2 trained the ViT at 1e-5 instead of

@@ -1,11 +1,11 @@
 """``StreamForestTrainer``: the HF ``Trainer`` with the reference's training behaviour plus our fixes.
 
-* optimizer groups built by us (per-module LRs always apply, logged at start — spec §4.9);
-* the modality-grouped length sampler with ``world = world_size × grad_accum`` (spec §4.10), seeded;
+* optimizer groups built by us (per-module LRs always apply, logged at start — REFERENCE §4.9);
+* the modality-grouped length sampler with ``world = world_size × grad_accum`` (REFERENCE §4.10), seeded;
 * loss = per-micro-batch mean, divided by the accumulation steps (the reference's transformers 4.46 path);
 * skipped samples counted, the run stops when their fraction passes ``max_skip_fraction``;
 * logs: loss, LR of every group, text tokens/s and samples/s per device, skipped samples;
-* stage 1 (only ``mm_mlp_adapter`` tunable) saves ``mm_projector.bin`` + ``config.json`` (spec §4.11).
+* stage 1 (only ``mm_mlp_adapter`` tunable) saves ``mm_projector.bin`` + ``config.json`` (REFERENCE §4.11).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """OVBench tasks for lmms-eval (docs: video, question, candidates, answer, answer_type, sub_answer_type[, start, end, fps]).
 
 Thin glue: docs, visuals and prompts come from ``streamforest.eval.media``, scoring from
-``streamforest.eval.scoring`` (reference rules of spec §5.4). Videos are resolved through
+``streamforest.eval.scoring`` (reference rules of REFERENCE §5.4). Videos are resolved through
 ``configs/eval/paths.yaml`` / ``SF_VIDEOS_OVBENCH``; a doc's ``start``/``end`` become the clip, so an
 online question is asked at the clip end.
 """

@@ -4,7 +4,7 @@ MC docs: video, question, candidates, answer[, subtask][, start, end]; forward a
 video, question, answer, subtask (SSR / CRR / REC)[, start, end].
 
 Thin glue: docs, visuals and prompts come from ``streamforest.eval.media``, scoring from
-``streamforest.eval.scoring`` (reference rules of spec §5.4). Videos are resolved through
+``streamforest.eval.scoring`` (reference rules of REFERENCE §5.4). Videos are resolved through
 ``configs/eval/paths.yaml`` / ``SF_VIDEOS_OVOBENCH``; a doc's ``start``/``end`` become the clip, so an
 online question is asked at the clip end.
 """

@@ -2,7 +2,7 @@
 
 Docs (the public question parquet): video_id, duration, domain, sub_category, url, videoID, question_id,
 task_type, question, options, answer. Videos: ``<videos>/{videoID}.mp4`` (also .MP4 / .mkv), whole video.
-Prompt and answer extraction follow the reference exactly, including its quirks (spec §5.4, §8.7): the
+Prompt and answer extraction follow the reference exactly, including its quirks (REFERENCE §5.4, §8.7): the
 instruction mentions subtitles, options are rendered as a Python list, empty answers count as wrong.
 """
 
