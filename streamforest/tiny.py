@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from streamforest.model.config import SO400M_VISION_CONFIG, LlavaQwenConfig
+from streamforest.model.config import RELEASED_PRESETS, SO400M_VISION_CONFIG, LlavaQwenConfig, checkpoint_keys
 
 logger = logging.getLogger(__name__)
 
@@ -56,69 +56,6 @@ TINY_MEMORY_CONFIG: dict[str, Any] = {
     "long_token_quota": 64,
 }
 """Memory hyper-parameters scaled to the tiny tower (docs/ARCHITECTURE.md)."""
-
-_PROJECTOR_KEYS: dict[str, dict[str, Any]] = {
-    # REFERENCE §3.1: StreamForest-Qwen2-7B / -Drive
-    "tome729_fstw_pemf": {
-        "vision_encode_type": "image_video_memory_batch",
-        "mm_local_num_frames": 1,
-        "mm_pos_num_frames": 1,
-        "time_msg_type": "short_online_v2",
-        "mm_tunable_parts": "mm_mlp_adapter,mm_language_model",
-    },
-    # REFERENCE §3.1: StreamForest-Pretrain-Qwen2-7B
-    "tome16_mlp": {
-        "vision_encode_type": "image_video_new",
-        "mm_local_num_frames": 8,
-        "mm_pos_num_frames": 8,
-        "time_msg_type": "short",
-        "mm_tunable_parts": "mm_vision_tower,mm_mlp_adapter,mm_language_model",
-    },
-    # stage 2 output (never released; same keys)
-    "tome64_mlp": {
-        "vision_encode_type": "image_video_new",
-        "mm_local_num_frames": 2,
-        "mm_pos_num_frames": 2,
-        "time_msg_type": "short",
-        "mm_tunable_parts": "mm_vision_tower,mm_mlp_adapter,mm_language_model",
-    },
-}
-
-_COMMON_MM_KEYS: dict[str, Any] = {
-    "mm_vision_tower": "google/siglip-so400m-patch14-384",
-    "vision_tower_pretrained": None,
-    "use_mm_proj": True,
-    "mm_vision_select_layer": -2,
-    "mm_vision_select_feature": "patch",
-    "mm_patch_merge_type": "flat",
-    "mm_num_compress_latents": 128,
-    "mm_num_compress_query_type": "pooling",
-    "mm_close_init": True,
-    "min_slow_num_frames": 4,
-    "mm_llm_compress": False,
-    "llm_compress_layer_list": [8, 16, 24],
-    "llm_image_token_ratio_list": [1.0, 0.5, 0.25, 0.125],
-    "llm_compress_type": "attention",
-    "mm_newline_position": "one_token",
-    "enable_depth_vision_tower": False,
-    "use_pos_skipping": False,
-    "pos_skipping_range": 4096,
-    "mm_spatial_pool_mode": "bilinear",
-    "image_aspect_ratio": "square",
-    "frame_aspect_ratio": "square",
-    "max_num_pixels": 14745600000,
-    "image_grid_pinpoints": None,
-    "frame_grid_pinpoints": None,
-    "image_crop_resolution": None,
-    "image_split_resolution": None,
-    "tokenizer_padding_side": "right",
-    "tokenizer_model_max_length": 32768,
-    "time_msg_per_frame_token": None,
-    "mm_use_im_start_end": False,
-    "mm_use_im_patch_token": False,
-    "mm_projector_lr": None,
-    "mm_vision_tower_lr": 2e-06,
-}
 
 _CORPUS = """
 You are a helpful assistant. The video contains frames sampled from the past seconds ago of the entire video
@@ -181,9 +118,10 @@ def make_tiny_tokenizer(
 def tiny_config(
     projector_type: str = "tome729_fstw_pemf", vocab_size: int = 1024, **overrides: Any
 ) -> LlavaQwenConfig:
-    """Released-format config at tiny sizes (flat ``mm_*`` keys of REFERENCE §3.1 + ``vision_config``)."""
-    if projector_type not in _PROJECTOR_KEYS:
-        raise ValueError(f"tiny checkpoints exist for {sorted(_PROJECTOR_KEYS)}, not {projector_type!r}")
+    """Released-format config at tiny sizes: the flat keys of the checkpoint schema
+    (:func:`streamforest.model.config.checkpoint_keys`, REFERENCE §3.1) + ``vision_config`` + ``memory_config``."""
+    if projector_type not in RELEASED_PRESETS:
+        raise ValueError(f"tiny checkpoints exist for {sorted(RELEASED_PRESETS)}, not {projector_type!r}")
     values: dict[str, Any] = {
         "vocab_size": vocab_size,
         "hidden_size": 64,
@@ -201,10 +139,7 @@ def tiny_config(
         "bos_token_id": 0,
         "eos_token_id": 2,
         "pad_token_id": 0,
-        **_COMMON_MM_KEYS,
-        "mm_projector_type": projector_type,
-        "mm_hidden_size": TINY_VISION_CONFIG["hidden_size"],
-        **_PROJECTOR_KEYS[projector_type],
+        **checkpoint_keys(projector_type, mm_hidden_size=TINY_VISION_CONFIG["hidden_size"]),
         "vision_config": dict(TINY_VISION_CONFIG),
         "memory_config": dict(TINY_MEMORY_CONFIG),
     }
@@ -282,7 +217,7 @@ def describe_real() -> dict[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", nargs="?", help="directory to write the tiny checkpoint to")
-    parser.add_argument("--projector", default="tome729_fstw_pemf", choices=sorted(_PROJECTOR_KEYS))
+    parser.add_argument("--projector", default="tome729_fstw_pemf", choices=sorted(RELEASED_PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--describe-real", action="store_true", help="print parameter counts of the real model"

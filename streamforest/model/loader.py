@@ -34,9 +34,12 @@ __all__ = [
     "SUPPORTED_ARCHITECTURES",
     "LoadedModel",
     "from_released_key",
+    "is_streamforest_checkpoint",
     "load_config",
     "load_pretrained",
+    "read_config_json",
     "resolve_dtype",
+    "resolve_local_dir",
     "save_released",
     "to_released_key",
     "to_released_state_dict",
@@ -98,13 +101,16 @@ def resolve_dtype(dtype: str | torch.dtype | None, config: Mapping[str, Any] | N
     return _DTYPES[key]
 
 
-def _resolve_dir(path: str | Path) -> Path:
-    """A local checkpoint directory, or a hub id already in the local cache (never downloads)."""
+def resolve_local_dir(path: str | Path, what: str = "checkpoint") -> Path:
+    """A local model directory for ``path``: the directory itself, or a hub id already in the local HF cache.
+
+    Never downloads. ``what`` names the setting in the error message (e.g. ``"model.vision_tower"``).
+    """
     local = Path(path).expanduser()
     if local.is_dir():
         return local
     if local.exists():
-        raise NotADirectoryError(f"checkpoint path {local} is a file; pass the checkpoint directory")
+        raise NotADirectoryError(f"{what} path {local} is a file; pass the model directory")
     if str(path).count("/") == 1 and not str(path).startswith((".", "/", "~")):
         try:
             from huggingface_hub import snapshot_download
@@ -113,23 +119,36 @@ def _resolve_dir(path: str | Path) -> Path:
         except Exception:  # noqa: BLE001 - any failure means "not in the cache"
             pass
     raise FileNotFoundError(
-        f"checkpoint {path!r} does not exist locally; download it first (e.g. "
+        f"{what} {str(path)!r} does not exist locally and is not in the HF cache; download it first (e.g. "
         f"`huggingface-cli download {path} --local-dir <dir>`) and pass the directory"
     )
 
 
-def _read_config_json(ckpt: Path) -> dict[str, Any]:
-    cfg_path = ckpt / "config.json"
+
+def read_config_json(model_dir: Path) -> dict[str, Any]:
+    """``model_dir/config.json`` as a dict (clear errors for a missing or invalid file)."""
+    cfg_path = model_dir / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path} not found: a checkpoint directory needs config.json")
+        raise FileNotFoundError(f"{cfg_path} not found: a model directory needs config.json")
     try:
-        raw = json.loads(cfg_path.read_text())
+        return json.loads(cfg_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{cfg_path} is not valid JSON: {err}") from err
+
+
+def is_streamforest_checkpoint(model_dir: str | Path | Mapping[str, Any]) -> bool:
+    """True when a model directory (or its parsed ``config.json``) is a StreamForest/LlavaQwen checkpoint
+    rather than a plain LLM: dispatch on ``architectures[0]`` (not ``model_type``) or the ``mm_vision_tower`` key."""
+    raw = model_dir if isinstance(model_dir, Mapping) else read_config_json(Path(model_dir))
+    return (raw.get("architectures") or [""])[0] in SUPPORTED_ARCHITECTURES or "mm_vision_tower" in raw
+
+
+def _read_config_json(ckpt: Path) -> dict[str, Any]:
+    raw = read_config_json(ckpt)
     archs = raw.get("architectures") or []
     if not archs or archs[0] not in SUPPORTED_ARCHITECTURES:
         raise ValueError(
-            f"{cfg_path}: field 'architectures' = {archs!r} is not supported; expected "
+            f"{ckpt / 'config.json'}: field 'architectures' = {archs!r} is not supported; expected "
             f"{list(SUPPORTED_ARCHITECTURES)} (a StreamForest/LlavaQwen checkpoint)"
         )
     return raw
@@ -141,7 +160,7 @@ def load_config(
     memory_config: Mapping[str, Any] | None = None,
 ) -> LlavaQwenConfig:
     """Read ``config.json`` (released or ours), apply ``overrides`` and ``memory_config``, validate."""
-    ckpt = _resolve_dir(path)
+    ckpt = resolve_local_dir(path)
     raw = _read_config_json(ckpt)
     raw.update(dict(overrides or {}))
     if memory_config is not None:
@@ -205,7 +224,7 @@ def load_pretrained(
     from streamforest.model.llava_qwen import LlavaQwenForCausalLM
     from streamforest.model.vision import resolve_attn_implementation
 
-    ckpt = _resolve_dir(path)
+    ckpt = resolve_local_dir(path)
     config = load_config(ckpt, overrides, memory_config)
     torch_dtype = resolve_dtype(dtype, _read_config_json(ckpt))
     attn = resolve_attn_implementation(attn_implementation)

@@ -10,7 +10,6 @@ Under DeepSpeed ZeRO-3 the weights loaded after construction are written inside
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from streamforest.model.config import LlavaQwenConfig, checkpoint_keys
+from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+from streamforest.model.loader import (
+    is_streamforest_checkpoint,
+    load_pretrained,
+    read_config_json,
+    resolve_local_dir,
+)
+from streamforest.model.processor import SigLipImageProcessor
+from streamforest.model.vision import resolve_attn_implementation
 from streamforest.train.config import StageConfig, resolve_path
 from streamforest.train.optim import set_tunable_parts
 
@@ -47,36 +56,9 @@ class BuiltModel(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def local_dir(path: str) -> Path:
-    """A local directory for ``path`` (hub ids resolved from the local cache only)."""
-    resolved = resolve_path(path) or path
-    p = Path(resolved).expanduser()
-    if p.is_dir():
-        return p
-    if str(path).count("/") == 1 and not str(path).startswith((".", "/", "~")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(str(path), local_files_only=True))
-        except Exception:  # noqa: BLE001 - any failure: not in the cache
-            pass
-    raise FileNotFoundError(
-        f"model.model_name_or_path / model.vision_tower {path!r}: not a local directory and not in the HF cache; "
-        f"download it first (huggingface-cli download {path} --local-dir <dir>) and pass the directory"
-    )
-
-
-def read_config_json(path: Path) -> dict[str, Any]:
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"{cfg} not found: model.model_name_or_path must be a Hugging Face model directory")
-    return json.loads(cfg.read_text(encoding="utf-8"))
-
-
-def is_streamforest_checkpoint(path: Path) -> bool:
-    """True for a LlavaQwen/StreamForest checkpoint (dispatch on ``architectures``, not ``model_type``)."""
-    raw = read_config_json(path)
-    return (raw.get("architectures") or [""])[0] == "LlavaQwenForCausalLM" or "mm_vision_tower" in raw
+def local_dir(path: str, what: str = "model.model_name_or_path") -> Path:
+    """A local directory for the stage setting ``what`` (:func:`streamforest.model.loader.resolve_local_dir`)."""
+    return resolve_local_dir(resolve_path(path) or path, what=what)
 
 
 def zero3_enabled() -> bool:
@@ -149,37 +131,27 @@ def siglip_state_dict(path: Path, num_layers_kept: int) -> dict[str, torch.Tenso
 
 # ----------------------------------------------------------------------------------------------- building
 def stage_config_keys(cfg: StageConfig) -> dict[str, Any]:
-    """Flat config keys the reference writes for a stage (REFERENCE §3.1)."""
+    """Flat config keys a stage writes (REFERENCE §3.1): the checkpoint schema's released values
+    (:func:`streamforest.model.config.checkpoint_keys`, tower keys excluded) with this stage's settings."""
     m, d, t = cfg.model, cfg.data, cfg.training
-    return {
-        "mm_projector_type": m.mm_projector_type,
-        "vision_encode_type": m.vision_encode_type,
-        "mm_local_num_frames": m.mm_local_num_frames,
-        "mm_pos_num_frames": m.mm_pos_num_frames,
-        "mm_vision_select_layer": m.mm_vision_select_layer,
-        "mm_vision_select_feature": "patch",
-        "mm_patch_merge_type": m.mm_patch_merge_type,
-        "mm_use_im_start_end": m.mm_use_im_start_end,
-        "mm_use_im_patch_token": m.mm_use_im_patch_token,
-        "mm_num_compress_latents": m.mm_num_compress_latents,
-        "mm_num_compress_query_type": m.mm_num_compress_query_type,
-        "mm_close_init": m.mm_close_init,
-        "min_slow_num_frames": 4,
-        "mm_llm_compress": False,
-        "mm_newline_position": "one_token",
-        "use_pos_skipping": False,
-        "pos_skipping_range": 4096,
-        "use_mm_proj": True,
-        "image_aspect_ratio": d.image_aspect_ratio,
-        "frame_aspect_ratio": "square",
-        "tokenizer_padding_side": "right",
-        "tokenizer_model_max_length": t.model_max_length,
-        "time_msg_type": d.time_msg,
-        "mm_tunable_parts": ",".join(m.mm_tunable_parts),
-        "mm_projector_lr": t.mm_projector_lr,
-        "mm_vision_tower_lr": t.mm_vision_tower_lr,
-        **m.config_overrides,
-    }
+    keys = checkpoint_keys(
+        tower=False,
+        mm_projector_type=m.mm_projector_type,
+        vision_encode_type=m.vision_encode_type,
+        mm_local_num_frames=m.mm_local_num_frames,
+        mm_pos_num_frames=m.mm_pos_num_frames,
+        mm_vision_select_layer=m.mm_vision_select_layer,
+        mm_patch_merge_type=m.mm_patch_merge_type,
+        mm_use_im_start_end=m.mm_use_im_start_end,
+        mm_use_im_patch_token=m.mm_use_im_patch_token,
+        image_aspect_ratio=d.image_aspect_ratio,
+        tokenizer_model_max_length=t.model_max_length,
+        time_msg_type=d.time_msg,
+        mm_tunable_parts=",".join(m.mm_tunable_parts),
+        mm_projector_lr=t.mm_projector_lr,
+        mm_vision_tower_lr=t.mm_vision_tower_lr,
+    )
+    return {**keys, **m.config_overrides}
 
 
 def _dtype(cfg: StageConfig) -> torch.dtype:
@@ -190,14 +162,10 @@ def build_from_llm(cfg: StageConfig) -> BuiltModel:
     """Plain Qwen2 checkpoint + SigLIP checkpoint → a fresh LlavaQwen model (projector randomly initialised)."""
     from transformers import AutoTokenizer
 
-    from streamforest.model.config import LlavaQwenConfig
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-    from streamforest.model.processor import SigLipImageProcessor
-
     m = cfg.model
     if not m.vision_tower:
         raise ValueError(f"{cfg.source}: model.vision_tower is required when model_name_or_path is a plain LLM")
-    llm_dir, vt_dir = local_dir(m.model_name_or_path), local_dir(m.vision_tower)
+    llm_dir, vt_dir = local_dir(m.model_name_or_path), local_dir(m.vision_tower, "model.vision_tower")
     raw = read_config_json(llm_dir)
     for k in ("model_type", "architectures", "transformers_version", "auto_map"):
         raw.pop(k, None)
@@ -211,8 +179,6 @@ def build_from_llm(cfg: StageConfig) -> BuiltModel:
         **stage_config_keys(cfg),
     )
     config.architectures = ["LlavaQwenForCausalLM"]
-    from streamforest.model.vision import resolve_attn_implementation
-
     attn = resolve_attn_implementation(m.attn_implementation)  # flash-attn absent → sdpa, with a warning
     model, info = LlavaQwenForCausalLM.from_pretrained(
         str(llm_dir), config=config, dtype=_dtype(cfg), attn_implementation=attn, output_loading_info=True
@@ -230,8 +196,6 @@ def build_from_llm(cfg: StageConfig) -> BuiltModel:
 
 def build_from_checkpoint(cfg: StageConfig) -> BuiltModel:
     """A previous StreamForest stage (ours or released) with this stage's projector / encode settings."""
-    from streamforest.model.loader import load_pretrained
-
     ckpt = local_dir(cfg.model.model_name_or_path)
     loaded = load_pretrained(
         ckpt, dtype=_dtype(cfg), device="cpu", attn_implementation=cfg.model.attn_implementation, overrides=stage_config_keys(cfg)

@@ -18,6 +18,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from streamforest.model.config import STORED_ONLY_KEYS
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """What to build and what to train (ModelArguments of the reference, StreamForest path only)."""
+    """What to build and what to train (ModelArguments of the reference, StreamForest path only).
+
+    The ``mm_*`` / ``vision_encode_type`` fields are flat checkpoint keys the model reads
+    (:class:`streamforest.model.config.MultimodalSettings`); the trainer writes them, over the released values
+    of every other key, with :func:`streamforest.model.config.checkpoint_keys`.
+    """
 
     model_name_or_path: str = "Qwen/Qwen2-7B-Instruct"
     """A plain Qwen2 LLM (stages 1–2) or a StreamForest checkpoint (stages 3–5, released or ours)."""
@@ -53,9 +60,6 @@ class ModelConfig:
     mm_use_im_start_end: bool = False
     mm_use_im_patch_token: bool = False
     mm_patch_merge_type: str = "flat"
-    mm_num_compress_latents: int = 128
-    mm_num_compress_query_type: str = "pooling"
-    mm_close_init: bool = True
     attn_implementation: str = "sdpa"
     config_overrides: dict[str, Any] = field(default_factory=dict)
     """Extra flat config keys written into the model config (e.g. a tiny ``memory_config``)."""
@@ -241,6 +245,13 @@ def _build_section(cls: type, raw: Any, where: str) -> Any:
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
+    stored_only = [k for k in unknown if cls is ModelConfig and k in STORED_ONLY_KEYS]
+    if stored_only:
+        raise ConfigError(
+            f"{where}: {stored_only} are reference keys the model never reads (kept verbatim in released "
+            "config.json files, streamforest.model.config.STORED_ONLY_KEYS), not training options; remove them "
+            "(or write them through model.config_overrides)"
+        )
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
