@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from streamforest.prompts import frame_timestamps, time_message
-from streamforest.video import VideoError, get_frame_indices
+from streamforest.video import READ_TYPES, VideoError, get_frame_indices
 from streamforest.video import load_video as _load
 
 __all__ = ["VIDEO_READER_FUNCS", "VideoError", "get_frame_indices", "load_video"]
@@ -35,13 +35,8 @@ def _reader(backend: str) -> Reader:
     return read
 
 
-VIDEO_READER_FUNCS: dict[str, Reader] = {
-    "decord": _reader("decord"),
-    "av": _reader("pyav"),
-    "img": _reader("frames"),
-    "frame": _reader("frames"),
-    "gif": _reader("gif"),
-}
+VIDEO_READER_FUNCS: dict[str, Reader] = {name: _reader(backend) for name, backend in READ_TYPES.items() if name}
+"""The reference registry, one reader per ``video_read_type`` of :data:`streamforest.video.READ_TYPES`."""
 
 
 def load_video(video_path: str | list[str], max_frames_num: int, media_dict: Mapping[str, Any] | None = None,
@@ -50,7 +45,7 @@ def load_video(video_path: str | list[str], max_frames_num: int, media_dict: Map
     media = dict(media_dict or {"video_read_type": "decord"})
     path = video_path if isinstance(video_path, str) else video_path[0]
     clip = (media["start"], media["end"]) if "start" in media else None
-    reader = VIDEO_READER_FUNCS[media.get("video_read_type", "decord")]
+    reader = VIDEO_READER_FUNCS[media.get("video_read_type") or "decord"]
     frames, indices, fps, duration = reader(path, max_frames_num, sample="dynamic_fps1", min_num_frames=4,
                                             max_num_frames=max_frames_num, clip=clip, local_num_frames=1,
                                             fps=media.get("fps"))  # fmt: skip

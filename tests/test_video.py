@@ -1,5 +1,6 @@
 """Video: reference frame sampling (golden values), the three backends on index-encoding videos, errors."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -261,3 +262,58 @@ def test_llava_video_reader_registry(media):
     assert n == 5 and msg == time_message("short_online_v2", ["2.3", "3.1", "3.9", "4.7", "5.5"], 4.0)
     with pytest.raises(VideoError, match="s3://"):
         VIDEO_READER_FUNCS["decord"]("s3://bucket/v.mp4", 8)
+
+
+# ------------------------------------------------------------------------------------------- one alias table
+
+
+def test_read_type_table_is_shared_and_decord_means_auto():
+    from llava.video_utils import VIDEO_READER_FUNCS
+    from streamforest.data.data_list import VIDEO_READ_TYPES
+    from streamforest.video import READ_TYPES, backend_for
+
+    assert backend_for("decord") == backend_for(None) == "auto"
+    assert backend_for("av") == "pyav" and backend_for("img") == backend_for("frame") == "frames"
+    assert set(VIDEO_READ_TYPES) == set(VIDEO_READER_FUNCS) == {k for k in READ_TYPES if k}
+    with pytest.raises(ValueError, match="video_read_type 'opencv'"):
+        backend_for("opencv")
+
+
+def test_decord_read_type_falls_back_to_pyav_when_decord_cannot_open(media, monkeypatch, caplog):
+    import decord
+
+    from streamforest.video import backend_for
+
+    ref = load_video(media["v10"], clip=(2.0, 6.0), backend="pyav")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot find video stream")
+
+    monkeypatch.setattr(decord, "VideoReader", refuse)
+    with pytest.raises(VideoError, match="decord cannot open"):
+        load_video(media["v10"], backend="decord")  # the explicit backend name stays strict
+    with caplog.at_level("WARNING", logger="streamforest.video.decoders"):
+        got = load_video(media["v10"], clip=(2.0, 6.0), backend=backend_for("decord"))
+    assert "reading it with PyAV instead" in caplog.text and "v10.mp4" in caplog.text
+    assert got.indices == ref.indices and _decoded(got) == _decoded(ref)
+
+
+def test_decord_read_type_without_decord_installed_uses_pyav(media, monkeypatch, caplog):
+    from streamforest.data.dataset import backend_for
+    from streamforest.video import decoders
+
+    monkeypatch.setattr(decoders, "_decord_available", lambda: False)
+    with caplog.at_level("INFO", logger="streamforest.video.decoders"):
+        got = load_video(media["v10"], backend=backend_for("decord"))  # what training and evaluation pass
+    assert "decord is not installed" in caplog.text
+    assert got.indices == load_video(media["v10"], backend="pyav").indices
+
+
+def test_sampling_spec_eval_preset_is_load_video_default(media):
+    from streamforest.video import EVAL_SAMPLING, read_video
+
+    assert (EVAL_SAMPLING.sample, EVAL_SAMPLING.min_num_frames, EVAL_SAMPLING.max_num_frames) == ("dynamic_fps1", 4, 2048)
+    a, b = read_video(media["v10"], EVAL_SAMPLING, clip=(2.0, 6.0)), load_video(media["v10"], clip=(2.0, 6.0))
+    assert a.indices == b.indices == [23, 31, 39, 47, 55]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EVAL_SAMPLING.min_num_frames = 1  # type: ignore[misc]

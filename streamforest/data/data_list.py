@@ -32,12 +32,15 @@ from typing import Any
 
 import yaml
 
+from streamforest.video import READ_TYPES
+
 logger = logging.getLogger(__name__)
 
 DATA_ROOT_MAP_ENV = "STREAMFOREST_DATA_ROOT_MAP"
 MEDIA_KEYS = ("image", "video")
 MEDIA_TYPES = ("image", "video", "text", "mix")
-VIDEO_READ_TYPES = ("decord", "av", "img", "frame", "auto")
+VIDEO_READ_TYPES = tuple(k for k in READ_TYPES if k)
+"""Accepted ``video_read_type`` values: the keys of :data:`streamforest.video.READ_TYPES`."""
 _ENTRY_KEYS = {"json_path", "sampling_strategy", "data_root", "media_type", "video_read_type"}
 _STRATEGY_RE = re.compile(r"^(first|first2|first3|first4|end):(\d+(?:\.\d+)?%?)$")
 

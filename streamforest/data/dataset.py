@@ -18,11 +18,11 @@ from torch.utils.data import Dataset
 
 from streamforest.constants import DEFAULT_IMAGE_TOKEN
 from streamforest.data.tokenize import add_time_message, normalise_turns, tokenize_conversation
+from streamforest.prompts import frame_timestamps, time_message
+from streamforest.video import backend_for, load_video
 
 logger = logging.getLogger(__name__)
 
-READ_TYPE_TO_BACKEND = {None: "auto", "auto": "auto", "decord": "decord", "av": "av", "img": "frames", "frame": "frames"}
-"""``video_read_type`` of a data list → ``streamforest.video.load_video`` backend."""
 
 
 @dataclass
@@ -134,16 +134,11 @@ class SupervisedDataset(Dataset):
         return self.image_processor.preprocess(arrays, return_tensors="pt")["pixel_values"]
 
     def _load_video(self, record: dict[str, Any]) -> tuple[torch.Tensor, str | None]:
-        from streamforest.prompts import frame_timestamps, time_message
-        from streamforest.video import load_video
-
         s = self.sampling
         clip = None
         if record.get("start") is not None or record.get("end") is not None:
             clip = (float(record.get("start") or 0.0), float(record["end"]) if record.get("end") is not None else None)
-        read_type = record.get("video_read_type")
-        if read_type not in READ_TYPE_TO_BACKEND:
-            raise ValueError(f"video_read_type {read_type!r} is not one of {sorted(k for k in READ_TYPE_TO_BACKEND if k)}")
+        backend = backend_for(record.get("video_read_type"))  # one alias table: decord → PyAV fallback
         video = load_video(
             record["video"],
             num_frames=s.frames_upbound,
@@ -153,7 +148,7 @@ class SupervisedDataset(Dataset):
             clip=clip,
             local_num_frames=s.local_num_frames,
             fps=record.get("fps"),
-            backend=READ_TYPE_TO_BACKEND[read_type],
+            backend=backend,
         )
         n = len(video.indices)
         if s.sample_type == "dynamic_fps1" and n % s.local_num_frames != 0:
