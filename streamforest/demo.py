@@ -16,8 +16,10 @@
    (``summary.json`` in the output folder).
 
 Each step writes a stamp (``stamps/<step>.json``) keyed by everything it depends on; a re-run skips
-finished steps (``--force`` redoes all). Output: ``demo_runs/`` under the repo root, or ``--out`` /
-``$STREAMFOREST_DEMO_DIR``. ``--quick`` is the smoke-test size (a few steps; accuracy is meaningless).
+finished steps (``--force`` redoes all). The demo runs from a source checkout: ``--source DIR`` (default
+``$STREAMFOREST_SOURCE``, else the current directory) holds ``configs/train/demo/`` and ``lmms_eval/tasks/``.
+Output: ``demo_runs/`` in the source checkout, or ``--out`` / ``$STREAMFOREST_DEMO_DIR``. ``--quick`` is the
+smoke-test size (a few steps; accuracy is meaningless).
 Recipe, sizes and measured numbers: ``docs/demo.md``.
 """
 
@@ -38,14 +40,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+import yaml
 from tqdm.auto import tqdm
+
+from streamforest.api import StreamForest
+from streamforest.console import say
+from streamforest.demo_report import print_summary, summarize
+from streamforest.eval.scoring import accuracy_reference, accuracy_strict, breakdown
+from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+from streamforest.model.loader import save_released
+from streamforest.synthetic import DatasetPaths, format_mc_prompt, generate_dataset
+from streamforest.tiny import SPECIAL_TOKENS, make_tiny_tokenizer, tiny_config
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIGS = REPO_ROOT / "configs" / "train" / "demo"
-TASKS_DIR = REPO_ROOT / "lmms_eval" / "tasks"
 OUT_ENV = "STREAMFOREST_DEMO_DIR"
+SOURCE_ENV = "STREAMFOREST_SOURCE"
+DEMO_CONFIGS = Path("configs") / "train" / "demo"
+"""The demo's stage configs, relative to the source checkout."""
+TASKS_DIR = Path("lmms_eval") / "tasks"
+"""The lmms-eval task overlay (``--include_path``), relative to the source checkout."""
 ODV_TASK = "odvbench"
 METRIC = "odvbench_accuracy"
 OFFLINE_ENV = {
@@ -90,6 +105,8 @@ class Ctx:
     out: Path
     size: DemoSize
     force: bool = False
+    source: Path = Path(".")
+    """The source checkout (``configs/train/demo/``, ``lmms_eval/tasks/``); child processes run in it."""
 
     @property
     def data(self) -> Path:
@@ -106,18 +123,15 @@ class Ctx:
     def log(self, name: str) -> Path:
         return self.out / "logs" / f"{name}.log"
 
+    def config(self, name: str) -> Path:
+        return self.source / DEMO_CONFIGS / name
+
 
 class DemoError(RuntimeError):
     """A demo step failed; the message names the step, the log file and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------- console
-def say(text: str = "") -> None:
-    """Console output of the demo (this is an entry point: the user reads it)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 _PROGRESS = re.compile(r"\d+%\|.*\||\d+/\d+ \[")
 _KEEP = re.compile(r"'loss': |'train_loss'|Error|error:|Traceback|FAILED")
 
@@ -135,23 +149,22 @@ def _pump(stream: IO[bytes], log: IO[str], show: Callable[[str], bool]) -> None:
             if sep == b"\n" or not _PROGRESS.search(line):
                 log.write(line + "\n")
             if _PROGRESS.search(line):
-                sys.stderr.write("\r" + line.strip()[:120].ljust(120))
+                say("\r" + line.strip()[:120].ljust(120), err=True, end="")
                 shown_bar = True
             elif line.strip() and show(line):
-                sys.stderr.write(("\n" if shown_bar else "") + "  " + line.strip()[:200] + "\n")
+                say(("\n" if shown_bar else "") + "  " + line.strip()[:200], err=True)
                 shown_bar = False
-            sys.stderr.flush()
         log.flush()
     if buf:
         log.write(buf.decode("utf-8", "replace") + "\n")
     if shown_bar:
-        sys.stderr.write("\n")
+        say(err=True)
 
 
 def run_logged(cmd: Sequence[str], log_path: Path, *, env: dict[str, str], cwd: Path, step: str) -> None:
     """Run ``cmd``; full output to ``log_path``, progress bars and key lines to the console; raise on failure."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    say(f"  $ {' '.join(_short(c) for c in cmd)}")
+    say(f"  $ {' '.join(_short(c, cwd) for c in cmd)}")
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -165,8 +178,8 @@ def run_logged(cmd: Sequence[str], log_path: Path, *, env: dict[str, str], cwd: 
         raise DemoError(f"step {step!r} failed (exit {rc}); full log: {log_path}\n" + "\n".join(tail))
 
 
-def _short(arg: str) -> str:
-    arg = arg.replace(str(REPO_ROOT) + os.sep, "")
+def _short(arg: str, cwd: Path) -> str:
+    arg = arg.replace(str(cwd) + os.sep, "")
     return arg if len(arg) < 90 and "\n" not in arg else repr(arg[:60] + "…")
 
 
@@ -211,8 +224,6 @@ def run_step(ctx: Ctx, step: str, key: dict[str, Any], outputs: Sequence[Path], 
 # ----------------------------------------------------------------------------------------------- steps
 def step_data(ctx: Ctx) -> dict:
     """Synthetic dataset + the demo's stage-2 data list (image captions + video captions)."""
-    from streamforest.synthetic import generate_dataset
-
     s = ctx.size
     paths = generate_dataset(
         ctx.data, seed=0, n_train_videos=s.n_train_videos, n_eval_videos=s.n_eval_videos,
@@ -224,8 +235,6 @@ def step_data(ctx: Ctx) -> dict:
 
 def write_stage2_list(paths: Any) -> Path:
     """``anno/data_list/demo_stage2.yaml``: the synthetic stage-1 image captions and stage-2 video captions."""
-    import yaml
-
     entries = [
         {"json_path": str(paths.anno["stage1"]), "data_root": str(paths.images), "sampling_strategy": "all"},
         {"json_path": str(paths.anno["stage2"]), "data_root": str(paths.videos_train), "sampling_strategy": "all",
@@ -252,12 +261,6 @@ def build_init_checkpoint(out: Path, texts: Sequence[str], seed: int = 0) -> Pat
     Same sizes as :func:`streamforest.tiny.make_tiny_checkpoint` (docs/ARCHITECTURE.md), fp32, with the
     weight-init std :data:`LLM_INIT_RANGE`.
     """
-    import torch
-
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-    from streamforest.model.loader import save_released
-    from streamforest.tiny import SPECIAL_TOKENS, make_tiny_tokenizer, tiny_config
-
     tokenizer = make_tiny_tokenizer(out, texts=texts)
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
     config = tiny_config(
@@ -275,8 +278,6 @@ def build_init_checkpoint(out: Path, texts: Sequence[str], seed: int = 0) -> Pat
 
 
 def step_init(ctx: Ctx) -> dict:
-    from streamforest.synthetic import DatasetPaths
-
     paths = DatasetPaths.under(ctx.data)
     texts = training_texts([paths.anno[k] for k in ("stage1", "stage2", "stage3", "stage4")])
     build_init_checkpoint(ctx.init_ckpt, texts)
@@ -286,10 +287,10 @@ def step_init(ctx: Ctx) -> dict:
 def step_train(ctx: Ctx, config: str, steps: int, init: Path, output: Path) -> dict:
     """``python -m streamforest.train configs/train/demo/<config> ...`` (the real stage entry point)."""
     cmd = [
-        sys.executable, "-m", "streamforest.train", str(DEMO_CONFIGS / config),
+        sys.executable, "-m", "streamforest.train", str(ctx.config(config)),
         f"model.model_name_or_path={init}", f"training.output_dir={output}", f"training.max_steps={steps}",
     ]  # fmt: skip
-    run_logged(cmd, ctx.log(output.name), env=child_env(ctx), cwd=REPO_ROOT, step=config)
+    run_logged(cmd, ctx.log(output.name), env=child_env(ctx), cwd=ctx.source, step=config)
     if not (output / "config.json").is_file():
         raise DemoError(f"training {config} finished but wrote no checkpoint to {output} (log: {ctx.log(output.name)})")
     return {"checkpoint": str(output), "metrics": _train_metrics(output)}
@@ -308,15 +309,13 @@ def _train_metrics(output: Path) -> dict:
 
 def step_eval(ctx: Ctx, name: str, ckpt: Path) -> dict:
     """``python -m lmms_eval --model streamforest ... --tasks odvbench`` on the synthetic split."""
-    from streamforest.synthetic import DatasetPaths
-
     paths = DatasetPaths.under(ctx.data)
     out = ctx.out / "eval" / name
     model_args = f"pretrained={ckpt},conv_template=qwen_2,max_frames_num={ctx.size.max_frames},time_msg=short_online_v2"
     cmd = [
         sys.executable, "-m", "lmms_eval", "--model", "streamforest", "--model_args", model_args,
         "--tasks", ODV_TASK, "--batch_size", "1", "--log_samples", "--output_path", str(out),
-        "--include_path", str(TASKS_DIR),
+        "--include_path", str(ctx.source / TASKS_DIR),
     ]  # fmt: skip
     if ctx.size.eval_limit:
         cmd += ["--limit", str(ctx.size.eval_limit)]
@@ -335,28 +334,20 @@ def step_eval(ctx: Ctx, name: str, ckpt: Path) -> dict:
 
 
 def score_samples(sample_files: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per sub-task and overall: n, empty, accuracy (reference: empties excluded) and strict (empties wrong)."""
-    groups: dict[str, list[dict]] = {}
-    for f in sample_files:
-        for line in Path(f).read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)[METRIC]
-            groups.setdefault(record["categories"].get("subtask", "?"), []).append(record)
-    groups["overall"] = [r for rs in list(groups.values()) for r in rs]
-    out = {}
-    for name, records in groups.items():
-        n = len(records)
-        empty = sum(bool(r["empty"]) for r in records)
-        correct = sum(int(r["score"]) for r in records)
-        out[name] = {"n": n, "empty": empty, "accuracy": correct / max(n - empty, 1), "strict": correct / max(n, 1)}
+    """Per sub-task and overall: n, empty, accuracy (reference: empties excluded) and strict (empties wrong),
+    from the lmms-eval sample records (:mod:`streamforest.eval.scoring`)."""
+    records = [json.loads(line)[METRIC] for f in sample_files
+               for line in Path(f).read_text(encoding="utf-8").splitlines() if line.strip()]  # fmt: skip
+    table = breakdown(records, ["subtask"], scale=1.0).get("subtask", {})
+    out = {sub: {"n": int(row["n"]), "empty": int(row["empty"]), "accuracy": row["reference"], "strict": row["strict"]}
+           for sub, row in table.items()}  # fmt: skip
+    out["overall"] = {"n": len(records), "empty": sum(bool(r["empty"]) for r in records),
+                      "accuracy": accuracy_reference(records, 1.0), "strict": accuracy_strict(records, 1.0)}  # fmt: skip
     return out
 
 
 def stream_questions(ctx: Ctx) -> tuple[Path, list[dict]]:
     """The held-out video with the most questions, and its questions (time, prompt, answer letter)."""
-    from streamforest.synthetic import DatasetPaths, format_mc_prompt
-
     paths = DatasetPaths.under(ctx.data)
     docs = [d for f in paths.eval_configs.values() for d in json.loads(f.read_text(encoding="utf-8"))]
     by_video: dict[str, list[dict]] = {}
@@ -394,9 +385,6 @@ def step_forced_choice(ctx: Ctx) -> dict:
     lmms-eval scores the generated text, so a model that never writes a letter (the untrained one) scores 0;
     the forced choice shows where each model stands against chance whatever it writes.
     """
-    from streamforest.api import StreamForest
-    from streamforest.synthetic import DatasetPaths, format_mc_prompt
-
     paths = DatasetPaths.under(ctx.data)
     limit = ctx.size.eval_limit or None  # per config, like lmms-eval's --limit
     docs = [d for f in paths.eval_configs.values() for d in json.loads(f.read_text(encoding="utf-8"))[:limit]]
@@ -415,74 +403,6 @@ def step_forced_choice(ctx: Ctx) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- summary
-def chance_levels(manifest: Path) -> dict[str, float]:
-    """Chance accuracy per sub-task and overall, from the synthetic manifest."""
-    ev = json.loads(manifest.read_text(encoding="utf-8"))["eval"]
-    out = {"overall": float(ev["overall"]["chance"])}
-    for block in ev.values():
-        for sub, stats in (block.get("subtasks") or {}).items():
-            out[sub] = float(stats["chance"])
-    return out
-
-
-def summarize(ctx: Ctx, results: dict[str, dict], seconds: float) -> dict:
-    """The summary written to ``summary.json`` (and printed)."""
-    chance = chance_levels(Path(results["data"]["manifest"]))
-    trained, untrained = results["eval_trained"]["scores"], results["eval_untrained"]["scores"]
-    forced = results["forced_choice"]
-    rows = []
-    for sub in [k for k in trained if k != "overall"] + ["overall"]:
-        rows.append({"subtask": sub, "n": trained[sub]["n"], "chance": chance.get(sub),
-                     "untrained": untrained.get(sub, {}).get("accuracy"), "trained": trained[sub]["accuracy"],
-                     "untrained_strict": untrained.get(sub, {}).get("strict"), "trained_strict": trained[sub]["strict"],
-                     "untrained_forced": forced["untrained"].get(sub), "trained_forced": forced["trained"].get(sub)})  # fmt: skip
-    return {
-        "size": asdict(ctx.size),
-        "out_dir": str(ctx.out),
-        "trained_checkpoint": str(ctx.trained_ckpt),
-        "untrained_checkpoint": str(ctx.init_ckpt),
-        "accuracy": rows,
-        "eval_results": {"trained": results["eval_trained"]["results"], "untrained": results["eval_untrained"]["results"]},
-        "training": {"stage2": results["stage2"]["metrics"], "stage4": results["stage4"]["metrics"]},
-        "stream": results["stream"],
-        "step_seconds": results["_seconds"],
-        "total_seconds": seconds,
-    }
-
-
-def print_summary(summary: dict) -> None:
-    def pct(v: float | None) -> str:
-        return "   –  " if v is None else f"{100 * v:5.1f}%"
-
-    say("")
-    say("=" * 78)
-    say("StreamForest demo — synthetic ODV-Bench split (held-out videos), lmms-eval odvbench_accuracy")
-    say(f"{'':<37}{'generated answer':^21}  {'forced choice':^21}")
-    say(f"{'sub-task':<24}{'n':>5}  {'chance':>7}  {'untrained':>9}  {'trained':>8}  {'untrained':>9}  {'trained':>8}")
-    for r in summary["accuracy"]:
-        if r["subtask"] == "overall":
-            say("-" * 83)
-        say(f"{r['subtask']:<24}{r['n']:>5}  {pct(r['chance']):>7}  {pct(r['untrained']):>9}  {pct(r['trained']):>8}"
-            f"  {pct(r['untrained_forced']):>9}  {pct(r['trained_forced']):>8}")
-    say("generated answer: lmms-eval odvbench_accuracy on the text the model writes (an untrained model writes no"
-        " letter);")
-    say("forced choice: the option letter the model scores highest (StreamForest.option_scores).")
-    st = summary["stream"]
-    say("")
-    say(f"Streaming session on {Path(st['video']).name} (streamforest stream, frames encoded once):")
-    for a in st["answers"]:
-        mark = "ok " if a["model"].strip().upper().startswith(a["expected"]) else "   "
-        say(f"  [{a['time']:5.1f} s] {mark}{a['question']:<58} model: {a['model'][:12]!r:<8} truth: {a['expected']} ({a['answer_text']})")
-    say("")
-    say(f"trained checkpoint:   {summary['trained_checkpoint']}")
-    say(f"untrained checkpoint: {summary['untrained_checkpoint']}")
-    say(f"lmms-eval results:    {summary['eval_results']['trained']}")
-    say(f"summary:              {Path(summary['out_dir']) / 'summary.json'}")
-    say(f"total time:           {summary['total_seconds'] / 60:.1f} min (steps: "
-        + ", ".join(f"{k} {v:.0f}s" for k, v in summary["step_seconds"].items()) + ")")  # fmt: skip
-
-
 # ----------------------------------------------------------------------------------------------- driver
 def _key(ctx: Ctx, *parts: Any) -> dict:
     """A stamp key as it reads back from JSON (tuples become lists)."""
@@ -494,7 +414,7 @@ def run_demo(ctx: Ctx) -> dict:
     t0 = time.perf_counter()
     res: dict[str, Any] = {"_seconds": {}}
     s = ctx.size
-    train_cfgs = (DEMO_CONFIGS / "stage2_captions.yaml", DEMO_CONFIGS / "stage4_online.yaml")
+    train_cfgs = (ctx.config("stage2_captions.yaml"), ctx.config("stage4_online.yaml"))
     stage2_out, stage4_out = ctx.out / "runs" / "stage2", ctx.trained_ckpt
     plan: list[tuple[str, dict, list[Path], Callable[[], dict]]] = [
         ("data", _key(ctx), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
@@ -523,13 +443,26 @@ def run_demo(ctx: Ctx) -> dict:
     return summary
 
 
-def default_out() -> Path:
-    return Path(os.environ.get(OUT_ENV) or REPO_ROOT / "demo_runs")
+def source_dir(arg: str | None) -> Path:
+    """The source checkout: ``--source``, else ``$STREAMFOREST_SOURCE``, else the current directory."""
+    source = Path(arg or os.environ.get(SOURCE_ENV) or ".").expanduser().resolve()
+    missing = [p for p in (DEMO_CONFIGS, TASKS_DIR) if not (source / p).is_dir()]
+    if missing:
+        raise DemoError(
+            f"{source} is not a StreamForest source checkout (no {', '.join(map(str, missing))}); run the demo from "
+            f"the repository root (make demo), or pass --source DIR / set ${SOURCE_ENV}"
+        )
+    return source
+
+
+def default_out(source: Path) -> Path:
+    return Path(os.environ.get(OUT_ENV) or source / "demo_runs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamforest.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help=f"output folder (default: ${OUT_ENV} or demo_runs/ in the repo)")
+    parser.add_argument("--out", default=None, help=f"output folder (default: ${OUT_ENV} or demo_runs/ in the source)")
+    parser.add_argument("--source", default=None, help=f"source checkout (default: ${SOURCE_ENV} or the current directory)")
     parser.add_argument("--quick", action="store_true", help="smoke-test size: tiny data, a few training steps")
     parser.add_argument("--force", action="store_true", help="redo every step even if it finished before")
     args = parser.parse_args(argv)
@@ -537,12 +470,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k, v in OFFLINE_ENV.items():
         os.environ.setdefault(k, v)
     size = SIZES["quick" if args.quick else "full"]
-    out = Path(args.out).expanduser().resolve() if args.out else default_out().resolve()
-    # a quick run never reuses (or clobbers) a full run's results in the same folder
-    ctx = Ctx(out=out / "quick" if args.quick and not args.out else out, size=size, force=args.force)
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    say(f"StreamForest demo ({size.name}): output in {ctx.out}")
     try:
+        source = source_dir(args.source)
+        out = Path(args.out).expanduser().resolve() if args.out else default_out(source).resolve()
+        # a quick run never reuses (or clobbers) a full run's results in the same folder
+        ctx = Ctx(out=out / "quick" if args.quick and not args.out else out, size=size, force=args.force, source=source)
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        say(f"StreamForest demo ({size.name}): output in {ctx.out}")
         summary = run_demo(ctx)
     except DemoError as e:
         say(f"demo failed: {e}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from streamforest import demo
+from streamforest.demo_report import chance_levels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def test_demo_configs_validate(name: str, monkeypatch: pytest.MonkeyPatch, tmp_p
     from streamforest.train.config import load_config
 
     monkeypatch.setenv("SF_DEMO", str(tmp_path))
-    cfg = load_config(demo.DEMO_CONFIGS / name, ["training.max_steps=7"])
+    cfg = load_config(REPO / demo.DEMO_CONFIGS / name, ["training.max_steps=7"])
     assert cfg.model.mm_projector_type == "tome729_fstw_pemf"
     assert cfg.model.vision_encode_type == "image_video_memory_batch"
     assert cfg.model.mm_local_num_frames == 1 and cfg.data.local_num_frames == 1
@@ -84,7 +85,7 @@ def test_chance_levels_from_manifest(tmp_path: Path) -> None:
         "cfg_a": {"n": 6, "chance": 0.3, "subtasks": {"light": {"n": 3, "chance": 1 / 3}, "color": {"n": 3, "chance": 0.25}}},
         "overall": {"n": 6, "chance": 0.29},
     }}))  # fmt: skip
-    assert demo.chance_levels(manifest) == {"overall": 0.29, "light": pytest.approx(1 / 3), "color": 0.25}
+    assert chance_levels(manifest) == {"overall": 0.29, "light": pytest.approx(1 / 3), "color": 0.25}
 
 
 def test_run_step_skips_when_stamp_and_outputs_match(tmp_path: Path) -> None:
@@ -106,6 +107,16 @@ def test_run_step_skips_when_stamp_and_outputs_match(tmp_path: Path) -> None:
     assert demo.run_step(ctx, "s", {"k": 2}, [out], work) == {"n": 4}  # --force
 
 
+def test_demo_needs_a_source_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(demo.SOURCE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(demo.DemoError, match=r"not a StreamForest source checkout.*--source DIR"):
+        demo.source_dir(None)
+    assert demo.source_dir(str(REPO)) == REPO
+    monkeypatch.setenv(demo.SOURCE_ENV, str(REPO))
+    assert demo.source_dir(None) == REPO
+
+
 def test_failed_child_names_step_and_log(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "x.log"
     with pytest.raises(demo.DemoError, match=r"step 'boom' failed \(exit 3\); full log: .*x\.log"):
@@ -119,7 +130,7 @@ def test_failed_child_names_step_and_log(tmp_path: Path) -> None:
 def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {**os.environ, **demo.OFFLINE_ENV}
-    cmd = [sys.executable, "-m", "streamforest.demo", "--quick", "--out", str(out)]
+    cmd = [sys.executable, "-m", "streamforest.demo", "--quick", "--out", str(out), "--source", str(REPO)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
