@@ -321,7 +321,7 @@ def test_malformed_annotations(roots: tuple[Path, Path]) -> None:
 
 
 def test_paths_yaml_and_benchmarks_yaml_agree() -> None:
-    paths = yaml.safe_load((REPO / "configs" / "eval" / "paths.yaml").read_text())["benchmarks"]
+    paths = yaml.safe_load((REPO / "streamforest" / "assets" / "eval_paths.yaml").read_text())["benchmarks"]
     benches = yaml.safe_load((REPO / "configs" / "eval" / "benchmarks.yaml").read_text())["benchmarks"]
     assert [b["name"] for b in benches] == [
         "odvbench", "streamingbench", "ovbench", "ovobench", "videomme", "mlvu_mc", "mvbench", "perceptiontest_val_mc"

@@ -153,7 +153,8 @@ def test_resume_after_a_crash_continues_without_redoing_steps(chain: dict[str, A
     out = root / "runs" / "stage4_resume"
     crashed = launch(
         root, "stage4.yaml", f"training.output_dir={out}",
-        "training.callbacks=[streamforest.train.fixtures:CrashAfterCheckpoint]", check=False, SF_CRASH_AT_STEP="3",
+        "training.callbacks=[train_callbacks:CrashAfterCheckpoint]", check=False, SF_CRASH_AT_STEP="3",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH", "")) if p),
     )
     assert crashed.returncode != 0
     assert (out / "checkpoint-3").is_dir() and not (out / "checkpoint-6").exists()

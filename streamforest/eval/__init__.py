@@ -1,7 +1,7 @@
 """Evaluation through the real lmms-eval 0.7.3.
 
 * :mod:`streamforest.eval.scoring` — answer extraction and metrics (reference and strict) for all tasks.
-* :mod:`streamforest.eval.media` — annotation/video locations (``configs/eval/paths.yaml`` + env vars),
+* :mod:`streamforest.eval.media` — annotation/video locations (``streamforest/assets/eval_paths.yaml`` + env vars),
   doc loading and ``[path, media_dict]`` visuals.
 * :mod:`streamforest.eval.manifest` — the ``lmms_eval.models`` entry point (model id ``streamforest``).
 * :mod:`streamforest.eval.adapter` — the lmms model class (imports lmms-eval; loaded only by lmms-eval).

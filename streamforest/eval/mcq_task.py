@@ -21,7 +21,7 @@ class MultipleChoiceTask:
     """One benchmark's multiple-choice tasks.
 
     Attributes:
-        bench: key of the benchmark in ``configs/eval/paths.yaml`` (``odvbench``, ``mvbench`` …).
+        bench: key of the benchmark in ``streamforest/assets/eval_paths.yaml`` (``odvbench``, ``mvbench`` …).
         metric: the reference metric key (``odvbench_accuracy`` …); ``<metric>_strict`` is reported beside it.
         required: doc fields checked when docs are loaded.
         categories: doc fields of the logged per-category breakdown.

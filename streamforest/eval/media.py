@@ -1,7 +1,8 @@
 """Where evaluation annotations and videos live, and how a doc becomes an lmms-eval visual.
 
-Locations come from one file, ``configs/eval/paths.yaml`` (documented there), overridable by environment
-variables (``SF_EVAL_PATHS``, ``SF_EVAL_ANNO_ROOT``, ``SF_EVAL_VIDEO_ROOT``, ``SF_ANNO_<KEY>``,
+Locations come from one file, ``streamforest/assets/eval_paths.yaml`` (shipped with the package, documented
+there; its relative roots are relative to the working directory), or your own copy named by ``SF_EVAL_PATHS``,
+overridable by environment variables (``SF_EVAL_ANNO_ROOT``, ``SF_EVAL_VIDEO_ROOT``, ``SF_ANNO_<KEY>``,
 ``SF_VIDEOS_<KEY>``). Nothing here is cluster specific: no ``s3://`` roots, no absolute defaults.
 
 lmms-eval YAML cannot read environment variables, so our tasks load a one-row placeholder JSON and replace
@@ -18,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,8 @@ import yaml
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PATHS_FILE = REPO_ROOT / "configs" / "eval" / "paths.yaml"
+DEFAULT_PATHS_FILE = Path(str(files("streamforest") / "assets" / "eval_paths.yaml"))
+"""The shipped paths configuration (package data); its relative roots resolve against the working directory."""
 ANNOTATION_SUFFIXES = (".json", ".jsonl", ".parquet")
 VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
 
@@ -50,7 +52,7 @@ def _read_paths_file(path: str) -> dict[str, Any]:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict):
         raise AnnotationError(
-            f"{path}: expected a mapping with a 'benchmarks' section (see configs/eval/paths.yaml)"
+            f"{path}: expected a mapping with a 'benchmarks' section (see streamforest/assets/eval_paths.yaml)"
         )
     return data
 
@@ -67,10 +69,10 @@ def paths_config() -> tuple[dict[str, Any], Path]:
         return _read_paths_file(str(path)), path.parent
     if not DEFAULT_PATHS_FILE.is_file():
         raise AnnotationError(
-            f"{DEFAULT_PATHS_FILE} not found (is the package installed from a source checkout?): "
-            "set SF_EVAL_PATHS to a file of the format of configs/eval/paths.yaml"
+            f"{DEFAULT_PATHS_FILE} not found (the package data is incomplete; reinstall streamforest) or "
+            "set SF_EVAL_PATHS to a file of the format of streamforest/assets/eval_paths.yaml"
         )
-    return _read_paths_file(str(DEFAULT_PATHS_FILE)), REPO_ROOT
+    return _read_paths_file(str(DEFAULT_PATHS_FILE)), Path.cwd()
 
 
 def benchmark_settings(bench: str) -> dict[str, Any]:

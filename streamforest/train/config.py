@@ -22,8 +22,10 @@ from streamforest.model.config import STORED_ONLY_KEYS
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The source checkout (editable install); relative config paths fall back to it."""
+ROOT_ENV = "STREAMFOREST_ROOT"
+"""Relative paths of a stage config (``data.data_path``, ``training.deepspeed`` …) are relative to the working
+directory (the stage scripts run from the repository root); when this variable names a directory, a relative
+path that does not exist there is looked up under it."""
 
 TUNABLE_PARTS = ("mm_mlp_adapter", "mm_vision_tower", "mm_language_model")
 PROMPT_VERSIONS = ("qwen_2", "plain")
@@ -350,11 +352,15 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
     return validate(cfg)
 
 
-def resolve_path(path: str | None) -> str | None:
-    """A relative path: as given if it exists from the working directory, else under the repo root."""
+def resolve_path(path: str | None, root: str | os.PathLike[str] | None = None) -> str | None:
+    """A relative path: as given if it exists from the working directory, else under ``root``
+    (default ``$STREAMFOREST_ROOT``) when it exists there, else as given (the caller reports it missing)."""
     if path is None or os.path.isabs(path) or os.path.exists(path):
         return path
-    candidate = REPO_ROOT / path
+    base = root if root is not None else os.environ.get(ROOT_ENV)
+    if not base:
+        return path
+    candidate = Path(base).expanduser() / path
     return str(candidate) if candidate.exists() else path
 
 

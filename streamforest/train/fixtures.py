@@ -214,30 +214,6 @@ def make_training_fixtures(root: str | Path, *, seed: int = 0) -> TrainingFixtur
     return TrainingFixtures(root=root, llm=root / "llm", siglip=root / "siglip", data_lists=lists)
 
 
-def _crash_callback() -> type:
-    from transformers import TrainerCallback
-
-    class CrashAfterCheckpoint(TrainerCallback):
-        """Simulates a crash (SIGKILL of this process) right after the checkpoint of step ``$SF_CRASH_AT_STEP``
-        is written — used by the resume test (``training.callbacks=[streamforest.train.fixtures:CrashAfterCheckpoint]``)."""
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            import os
-            import signal
-
-            if state.global_step >= int(os.environ.get("SF_CRASH_AT_STEP", "1")):
-                logger.warning("simulated crash after the checkpoint of step %d", state.global_step)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    return CrashAfterCheckpoint
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CrashAfterCheckpoint":
-        return _crash_callback()
-    raise AttributeError(name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir")

@@ -2,7 +2,7 @@
 
 Thin glue: docs, visuals and prompts come from ``streamforest.eval.media``, scoring from
 ``streamforest.eval.scoring`` (reference rules of REFERENCE §5.4). Videos are resolved through
-``configs/eval/paths.yaml`` / ``SF_VIDEOS_STREAMINGBENCH``; a doc's ``start``/``end`` become the clip, so an
+``streamforest/assets/eval_paths.yaml`` / ``SF_VIDEOS_STREAMINGBENCH``; a doc's ``start``/``end`` become the clip, so an
 online question is asked at the clip end.
 """
 
