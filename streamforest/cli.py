@@ -23,6 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from streamforest.console import say
+from streamforest.streaming import StreamError, StreamingSession, format_stats, parse_questions
+from streamforest.video import VideoError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -89,8 +93,6 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stream_questions(args: argparse.Namespace) -> list[Any]:
-    from streamforest.streaming import StreamError, parse_questions
-
     raw: list[Any] = [parse_ask(text) for text in args.ask]
     try:
         questions = parse_questions(raw, source="--ask")
@@ -115,9 +117,9 @@ def _check_stream_args(args: argparse.Namespace) -> str:
 
 def _print_answer(answer: Any) -> None:
     follow = " (follow-up)" if answer.turn > 1 else ""
-    print(f"[{answer.time:7.2f} s] Q{follow}: {answer.question}", flush=True)
-    print(f"{'':11} A: {answer.text}   ({answer.num_frames} frames up to {answer.frame_time:.1f} s, "
-          f"{1e3 * answer.latency_s:.0f} ms)", flush=True)
+    say(f"[{answer.time:7.2f} s] Q{follow}: {answer.question}")
+    say(f"{'':11} A: {answer.text}   ({answer.num_frames} frames up to {answer.frame_time:.1f} s, "
+        f"{1e3 * answer.latency_s:.0f} ms)")
 
 
 def run_stream(args: argparse.Namespace) -> int:
@@ -125,8 +127,6 @@ def run_stream(args: argparse.Namespace) -> int:
     model_path = _check_stream_args(args)
     questions = _stream_questions(args)
     end = args.end if args.end is not None else (questions[-1].time if questions else None)
-    from streamforest.streaming import StreamError, StreamingSession, format_stats
-    from streamforest.video import VideoError
 
     try:
         session = StreamingSession.from_pretrained(
@@ -145,7 +145,7 @@ def run_stream(args: argparse.Namespace) -> int:
     except (VideoError, StreamError) as e:
         raise CliError(str(e)) from e
     stats = session.stats()
-    print(format_stats(stats), flush=True)
+    say(format_stats(stats))
     if args.json_out:
         payload = {"video": str(args.video), "model": str(model_path), "mode": args.mode, "fps": args.fps,
                    "answers": [a.to_dict() for a in answers], "stats": stats}  # fmt: skip
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except CliError as e:
-        print(f"streamforest {args.command}: error: {e}", file=sys.stderr)
+        say(f"streamforest {args.command}: error: {e}", err=True)
         return 2
 
 

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
+from streamforest.console import say
 from streamforest.memory import EventMemory, MemoryConfig
 
 __all__ = ["SyntheticStream", "main"]
 
 logger = logging.getLogger(__name__)
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
 
 
 class SyntheticStream:
@@ -101,33 +97,33 @@ def run(num_frames: int, config: MemoryConfig, seed: int = 0, show: int = 8) -> 
             first_event_at = k
     counts = memory.token_counts()
     sizes = memory.buffer_sizes()
-    _say(f"stream: {num_frames} frames of {config.now_tokens}x{config.hidden_size}, {len(stream.scene_starts)} scenes")
-    _say(f"scene cuts (first {show}): {stream.scene_starts[1 : show + 1]}")
-    _say(
+    say(f"stream: {num_frames} frames of {config.now_tokens}x{config.hidden_size}, {len(stream.scene_starts)} scenes")
+    say(f"scene cuts (first {show}): {stream.scene_starts[1 : show + 1]}")
+    say(
         f"FSTW: now window = {sizes['now']} frame(s) x {config.now_tokens} tokens; "
         f"short window = {sizes['short']} frames x {config.short_tokens} tokens "
         f"(frames {num_frames - sizes['now'] - sizes['short']}-{num_frames - sizes['now'] - 1})"
     )
     leaves = memory.raw_events
     if not leaves:
-        _say(f"PEMF: no events yet (they form once {config.short_frames + config.event_window} short frames exist)")
+        say(f"PEMF: no events yet (they form once {config.short_frames + config.event_window} short frames exist)")
     else:
-        _say(
+        say(
             f"PEMF: first event formed when frame {first_event_at} arrived (short window full); "
             f"{len(leaves)} events segmented, {min(e.slots for e in leaves)}-{max(e.slots for e in leaves)} frames each"
         )
         spans = ", ".join(_span(n.first_frame, n.last_frame) for n in leaves[:show])
-        _say(f"  first events (frame spans): {spans}, ...")
+        say(f"  first events (frame spans): {spans}, ...")
     events = memory.events
     merged = [e for e in events if e.merge_count > 1]
-    _say(f"consolidation ({config.consolidation}): {len(leaves)} -> {len(events)} events, {len(merged)} of them merged")
+    say(f"consolidation ({config.consolidation}): {len(leaves)} -> {len(events)} events, {len(merged)} of them merged")
     for e in events[:show]:
         tag = f"merge of {e.merge_count}" if e.merge_count > 1 else "single event"
-        _say(f"  frames {_span(e.first_frame, e.last_frame):>9}: {e.slots} slot(s), centre {e.centre:6.1f}, {tag}")
+        say(f"  frames {_span(e.first_frame, e.last_frame):>9}: {e.slots} slot(s), centre {e.centre:6.1f}, {tag}")
     if len(events) > show:
-        _say(f"  ... {len(events) - show} more events")
+        say(f"  ... {len(events) - show} more events")
     tokens = memory.read()
-    _say(
+    say(
         f"tokens: long {counts['long']} (quota {config.long_token_quota}) + short {counts['short']} + "
         f"now {counts['now']} = {counts['total']} (max {config.max_tokens}); read() -> {tuple(tokens.shape)}"
     )

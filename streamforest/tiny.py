@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
+from streamforest.console import say
 from streamforest.model.config import RELEASED_PRESETS, SO400M_VISION_CONFIG, LlavaQwenConfig, checkpoint_keys
+from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+from streamforest.model.loader import save_released
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +162,6 @@ def make_tiny_checkpoint(
     sharded safetensors with released names, tokenizer files) and return the directory."""
     from transformers import AutoTokenizer
 
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-    from streamforest.model.loader import save_released
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,6 @@ def make_tiny_checkpoint(
 
 def describe_real() -> dict[str, int]:
     """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 
     config = tiny_config(
         "tome729_fstw_pemf",
@@ -225,11 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.describe_real:
         for key, value in describe_real().items():
-            print(f"{key:>14}: {value:,}")  # noqa: T201 - CLI output
+            say(f"{key:>14}: {value:,}")
         return 0
     if not args.out_dir:
         parser.error("out_dir is required (or pass --describe-real)")
-    print(make_tiny_checkpoint(args.out_dir, projector_type=args.projector, seed=args.seed))  # noqa: T201
+    say(str(make_tiny_checkpoint(args.out_dir, projector_type=args.projector, seed=args.seed)))
     return 0
 
 

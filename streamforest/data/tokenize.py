@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from streamforest.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from streamforest.prompts import get_template, insert_time_message_train, tokenizer_image_token
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ def normalise_turns(conversations: list[dict[str, Any]]) -> list[tuple[str, str]
 
 def add_time_message(turns: list[tuple[str, str]], msg: str | None) -> list[tuple[str, str]]:
     """Apply the training insertion of the time message to every turn holding ``<image>`` (REFERENCE §1.11)."""
-    from streamforest.prompts import insert_time_message_train
 
     return [(role, insert_time_message_train(text, msg or "") if DEFAULT_IMAGE_TOKEN in text else text) for role, text in turns]
 
@@ -77,7 +77,6 @@ def preprocess_qwen(
     Returns:
         ``{"input_ids": LongTensor [L], "labels": LongTensor [L]}`` with −200 at each ``<image>``.
     """
-    from streamforest.prompts import get_template, tokenizer_image_token
 
     tpl = get_template(template_name)
     roles = {"user": tpl.roles[0], "assistant": tpl.roles[1]}
@@ -99,7 +98,6 @@ def preprocess_qwen(
 
 def preprocess_plain(turns: list[tuple[str, str]], tokenizer: Any, template_name: str = "plain") -> dict[str, torch.Tensor]:
     """Stage-1 recipe: ``<image>`` + answer + sep; only the placeholder is masked (no EOS)."""
-    from streamforest.prompts import get_template, tokenizer_image_token
 
     if len(turns) != 2 or DEFAULT_IMAGE_TOKEN not in turns[0][1]:
         raise ValueError("the 'plain' template needs exactly 2 turns (human with <image>, then gpt)")

@@ -26,7 +26,10 @@ import torch
 from torch import Tensor
 
 from streamforest.model.config import LlavaQwenConfig
+from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 from streamforest.model.processor import SigLipImageProcessor
+from streamforest.model.projectors import PROJECTOR_TYPES
+from streamforest.model.vision import resolve_attn_implementation
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +170,6 @@ def load_config(
         raw["memory_config"] = {**(raw.get("memory_config") or {}), **dict(memory_config)}
     raw.pop("model_type", None)  # released files say "qwen2", ours "llava_qwen": both describe this class
     config = LlavaQwenConfig.from_dict({k: v for k, v in raw.items() if k != "transformers_version"})
-    from streamforest.model.projectors import PROJECTOR_TYPES
-
     projector = getattr(config, "mm_projector_type", None)
     if config.is_multimodal and projector not in PROJECTOR_TYPES:
         raise ValueError(
@@ -221,8 +222,6 @@ def load_pretrained(
     """
     from transformers import AutoTokenizer
 
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-    from streamforest.model.vision import resolve_attn_implementation
 
     ckpt = resolve_local_dir(path)
     config = load_config(ckpt, overrides, memory_config)

@@ -8,6 +8,7 @@ import logging
 import sys
 from dataclasses import fields
 
+from streamforest.console import say
 from streamforest.synthetic.dataset import QUICK, DatasetParams, generate_dataset
 
 
@@ -49,20 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = generate_dataset(args.out_dir, force=args.force, progress=True, **kwargs)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", err=True)
         return 2
     manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
-    print(f"dataset: {paths.root}  ({manifest['generation_seconds']} s, codec {manifest['codec']})")
+    say(f"dataset: {paths.root}  ({manifest['generation_seconds']} s, codec {manifest['codec']})")
     for key, value in manifest["counts"].items():
-        print(f"  {key:32s} {value}")
-    print("  bytes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in manifest["bytes"].items()))
-    print("eval chance level per config / sub-task:")
+        say(f"  {key:32s} {value}")
+    say("  bytes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in manifest["bytes"].items()))
+    say("eval chance level per config / sub-task:")
     for config, info in manifest["eval"].items():
-        print(f"  {config:60s} n={info['n']:4d} chance={info['chance']:.3f}")
+        say(f"  {config:60s} n={info['n']:4d} chance={info['chance']:.3f}")
         for sub, s in info.get("subtasks", {}).items():
-            print(f"      {sub:56s} n={s['n']:4d} chance={s['chance']:.3f} answers={s['answers']}")
-    print(f"data lists: {paths.data_lists['stage1'].parent}")
-    print(f"ODV-Bench split: {paths.eval_root}  (videos root: {paths.videos_eval})")
+            say(f"      {sub:56s} n={s['n']:4d} chance={s['chance']:.3f} answers={s['answers']}")
+    say(f"data lists: {paths.data_lists['stage1'].parent}")
+    say(f"ODV-Bench split: {paths.eval_root}  (videos root: {paths.videos_eval})")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from streamforest.console import say
 from streamforest.train.config import ConfigError, load_config
 from streamforest.train.run import run, setup_logging, shutdown
 
@@ -19,13 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     # the deepspeed launcher appends --local_rank=N; the rank comes from the environment anyway
     argv = [a for a in argv if not a.startswith("--local_rank")]
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+        say(__doc__ or "")
         return 0 if argv else 2
     setup_logging()
     try:
         cfg = load_config(argv[0], argv[1:])
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}", err=True)
         return 2
     try:
         run(cfg)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamforest.tiny import make_tiny_tokenizer
+
 logger = logging.getLogger(__name__)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
@@ -101,7 +103,6 @@ def write_tiny_llm(out: Path, texts: list[str], seed: int = 0) -> Any:
     """Tiny Qwen2 causal LM (random, seeded) + locally trained tokenizer, saved as an HF model directory."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from streamforest.tiny import make_tiny_tokenizer
 
     tokenizer = make_tiny_tokenizer(out, texts=texts)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")}
