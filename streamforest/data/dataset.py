@@ -24,7 +24,6 @@ from streamforest.video import backend_for, load_video
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class VideoSampling:
     """How frames are sampled for training videos (DataArguments of the reference, REFERENCE §4.2/§4.5)."""
