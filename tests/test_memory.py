@@ -8,9 +8,8 @@ import pytest
 import torch
 
 import streamforest.memory as memory_module
-from streamforest.memory import EventMemory, MemoryConfig
+from streamforest.memory import EventMemory, MemoryConfig, pick_pair
 from streamforest.memory_demo import SyntheticStream
-from streamforest.memory_events import pick_pair
 from tests.memory_reference import ReferenceMemoryManager, reference_tokens
 
 TINY = MemoryConfig(
