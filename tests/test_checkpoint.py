@@ -1,4 +1,4 @@
-"""Released checkpoint format (spec §3): tiny checkpoints, key names both ways, loader errors, round trips."""
+"""Released checkpoint format (REFERENCE §3): tiny checkpoints, key names both ways, loader errors, round trips."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ GOLDEN_KEYS = sorted(
     + [f"model.layers.{i}.{name}" for i in range(2) for name in _QWEN_LAYER]
     + [f"{_VT}encoder.layers.{i}.{name}" for i in range(2) for name in _SIGLIP_LAYER]  # 3 layers - 1 removed
 )
-"""Frozen key list of the tiny released-format checkpoint (spec §3.2 names; 68 tensors)."""
+"""Frozen key list of the tiny released-format checkpoint (REFERENCE §3.2 names; 68 tensors)."""
 
 
 def _stored_keys(ckpt: Path) -> dict[str, tuple[int, ...]]:

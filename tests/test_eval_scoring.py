@@ -1,4 +1,4 @@
-"""Answer extraction and metrics of streamforest.eval.scoring, pinned on the reference rules (spec §5.4, §8.7)."""
+"""Answer extraction and metrics of streamforest.eval.scoring, pinned on the reference rules (REFERENCE §5.4, §8.7)."""
 
 from __future__ import annotations
 
