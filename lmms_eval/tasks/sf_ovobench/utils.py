@@ -78,8 +78,10 @@ def far_process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, di
 
 
 def aggregate_reference(results: list[dict[str, Any]]) -> float:
-    """Micro accuracy (%), empty predictions excluded; the per-task breakdown is logged."""
-    return scoring.aggregate(BENCH, results, strict=False)
+    """Micro accuracy (%), empty predictions excluded; the macro average over subtasks is logged too."""
+    value = scoring.aggregate(BENCH, results, strict=False)
+    logger.info("%s macro average over subtasks: %.2f", BENCH, scoring.macro_average(results, "subtask"))
+    return value
 
 
 def aggregate_strict(results: list[dict[str, Any]]) -> float:
