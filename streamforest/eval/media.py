@@ -39,6 +39,19 @@ class MediaNotFoundError(FileNotFoundError):
     """A video or frame folder that a doc refers to does not exist (the message says what to download)."""
 
 
+def show_eval_logs(level: int = logging.INFO) -> None:
+    """Make the ``streamforest.eval`` logs (annotation layout read, per-category breakdowns) visible when lmms-eval
+    runs our tasks: lmms-eval logs through loguru and leaves the standard ``logging`` module unconfigured. Does
+    nothing when the application has configured logging itself (a root handler exists)."""
+    log = logging.getLogger("streamforest.eval")
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Paths configuration
 # ----------------------------------------------------------------------------------------------------------

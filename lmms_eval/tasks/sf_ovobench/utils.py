@@ -21,7 +21,8 @@ from typing import Any
 
 from streamforest.eval import media, official, scoring
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("streamforest.eval.tasks.sf_ovobench")  # shown under lmms-eval (show_eval_logs)
+media.show_eval_logs()
 
 BENCH = "ovobench"
 METRIC = "ovobench_accuracy"

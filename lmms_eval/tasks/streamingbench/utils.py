@@ -13,8 +13,10 @@ online question is asked at the clip end.
 
 from __future__ import annotations
 
-from streamforest.eval import official
+from streamforest.eval import media, official
 from streamforest.eval.mcq_task import MultipleChoiceTask
+
+media.show_eval_logs()
 
 TASK = MultipleChoiceTask(
     bench="streamingbench",
