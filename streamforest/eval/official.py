@@ -311,26 +311,29 @@ DocBuilder = Callable[[Any, str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
-class OfficialRelease:
-    """An official release file and, per task config, the builder of that config's docs."""
+class OfficialFile:
+    """An official release file (its release name in the annotation folder) and the builder of one config's docs
+    from its parsed JSON (``builder(data, source)``)."""
 
     filename: str
-    builders: Mapping[str, DocBuilder]
+    builder: DocBuilder
 
 
-RELEASES: dict[str, OfficialRelease] = {
-    "ovobench": OfficialRelease(
-        OVOBENCH_FILE,
-        {
-            "real_time_visual_perception": lambda d, s: ovobench_mc_docs(d, s, OVO_REAL_TIME_TASKS),
-            "backward_tracking": lambda d, s: ovobench_mc_docs(d, s, OVO_BACKWARD_TASKS),
-            "forward_active_responding": ovobench_far_docs,
-        },
-    ),
-    "streamingbench": OfficialRelease(
-        STREAMINGBENCH_REAL_FILE, {"real_time_visual_understanding": streamingbench_real_docs}
-    ),
+RELEASES: dict[str, dict[str, OfficialFile]] = {
+    "ovobench": {
+        "real_time_visual_perception": OfficialFile(
+            OVOBENCH_FILE, lambda d, s: ovobench_mc_docs(d, s, OVO_REAL_TIME_TASKS)
+        ),
+        "backward_tracking": OfficialFile(
+            OVOBENCH_FILE, lambda d, s: ovobench_mc_docs(d, s, OVO_BACKWARD_TASKS)
+        ),
+        "forward_active_responding": OfficialFile(OVOBENCH_FILE, ovobench_far_docs),
+    },
+    "streamingbench": {
+        "real_time_visual_understanding": OfficialFile(STREAMINGBENCH_REAL_FILE, streamingbench_real_docs),
+    },
 }
+"""Per benchmark and task config, the official file it accepts (a config may add its own file, e.g. proactive)."""
 
 
 def _has_streamforest_config(bench: str, config: str) -> bool:
@@ -345,8 +348,8 @@ def detect_layout(bench: str, config: str) -> tuple[str, Path | None]:
     """``("official", file)`` when the release file is in the annotation folder, else ``("streamforest", None)``.
 
     Both layouts for the same config is ambiguous and an error (nothing is silently preferred)."""
-    release = RELEASES.get(bench)
-    if release is None or config not in release.builders:
+    release = RELEASES.get(bench, {}).get(config)
+    if release is None:
         return LAYOUT_STREAMFOREST, None
     path = media.anno_dir(bench) / release.filename
     if not path.is_file():
@@ -370,7 +373,7 @@ def load_docs(bench: str, config: str, required: Sequence[str] = ()) -> list[dic
             "%s/%s: reading the StreamForest-release layout in %s", bench, config, media.anno_dir(bench)
         )
         return media.load_docs(bench, config, required)
-    docs = RELEASES[bench].builders[config](read_release_json(path), str(path))
+    docs = RELEASES[bench][config].builder(read_release_json(path), str(path))
     media.check_docs(docs, required, str(path), bench)
     if not docs:
         raise AnnotationError(f"{path}: holds no docs for config '{config}' of {bench}")
