@@ -197,6 +197,16 @@ def ovo_far_correct(subtask: str, answer: str, pred: str) -> bool:
     return single_integer(pred) == single_integer(str(answer))
 
 
+def ovo_official_far_correct(subtask: str, answer: str, pred: str) -> bool:
+    """OVO-Bench's own forward scorer (``utils/OVOBenchScore.py``), used for docs of the official release file.
+
+    REC: all digit runs of the prediction joined equal the count (``answer``); SSR/CRR (``answer`` ``"Yes"`` or
+    ``"No"``): the prediction is exactly ``"Y"``/``"N"`` accordingly, or contains ``answer`` (case-sensitive)."""
+    if subtask.upper() == "REC":
+        return "".join(_INTEGER.findall(pred)) == str(answer)
+    return pred == str(answer)[:1] or str(answer) in pred
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Records and aggregation
 # ----------------------------------------------------------------------------------------------------------
@@ -253,6 +263,19 @@ def macro_average(records: Sequence[Mapping[str, Any]], key: str, strict: bool =
         return 0.0
     field = "strict" if strict else "reference"
     return sum(row[field] for row in table.values()) / len(table)
+
+
+def task_mean(records: Sequence[Mapping[str, Any]], keys: Sequence[str], strict: bool = False) -> float:
+    """Unweighted mean of per-task accuracies, the task of a record being its first category among ``keys``
+    (records with none form one task ``""``, so none is dropped). OVO-Bench's track score."""
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        cats = r.get("categories", {})
+        groups[next((str(cats[k]) for k in keys if cats.get(k)), "")].append(r)
+    if not groups:
+        return 0.0
+    score = accuracy_strict if strict else accuracy_reference
+    return sum(score(rs) for rs in groups.values()) / len(groups)
 
 
 def log_breakdown(name: str, records: Sequence[Mapping[str, Any]], scale: float = 100.0) -> None:
@@ -329,8 +352,10 @@ def doc_categories(doc: Mapping[str, Any], fields: Iterable[str]) -> dict[str, A
 
 
 def mcq_record(doc: Mapping[str, Any], results: Sequence[Any], category_fields: Iterable[str] = ()) -> dict:
-    """Score a common-format doc (``candidates``, ``answer``) with :func:`mcq_acc`."""
+    """Score a common-format doc (``candidates``, ``answer``) with :func:`mcq_acc`. The ground-truth letter is the
+    doc's ``sf_answer_letter`` when it has one (official release files give the answer's index, which stays exact
+    when two options read the same), else the letter of the candidate equal to ``answer``."""
     pred = first_response(results)
-    gt = answer_letter(list(doc["candidates"]), doc["answer"])
+    gt = doc.get("sf_answer_letter") or answer_letter(list(doc["candidates"]), doc["answer"])
     score = mcq_acc(gt, pred) if gt is not None else 0
     return make_record(score, pred, gt, doc_categories(doc, category_fields))
