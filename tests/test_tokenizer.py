@@ -37,7 +37,9 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 def _write_released_files(out: Path, tokenizer_class: str) -> None:
     """config.json with ``model_type: qwen2`` and a tokenizer_config.json naming ``tokenizer_class``."""
-    (out / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["LlavaQwenForCausalLM"]}))
+    (out / "config.json").write_text(
+        json.dumps({"model_type": "qwen2", "architectures": ["LlavaQwenForCausalLM"]})
+    )
     cfg = json.loads((out / "tokenizer_config.json").read_text())
     cfg["tokenizer_class"] = tokenizer_class
     (out / "tokenizer_config.json").write_text(json.dumps(cfg))
@@ -53,13 +55,19 @@ def gpt2_style(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=400,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     corpus = [p.replace("<|im_start|>", "").replace("<|im_end|>", "") for p in _prompts()]
     tok.train_from_iterator(corpus * 8 + [" 5 5 5 35 12"] * 20, trainer)
     out = tmp_path_factory.mktemp("gpt2_style_tokenizer")
     PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"]
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
     ).save_pretrained(str(out))
     _write_released_files(out, "PreTrainedTokenizerFast")
     return out
