@@ -1,9 +1,9 @@
 """Tiny StreamForest checkpoints in exactly the released format, built locally (tests, demo, CI).
 
-Nothing is downloaded: the tokenizer is a byte-level BPE trained here with ``tokenizers`` (Qwen special
-tokens ``<|endoftext|>`` (pad/bos), ``<|im_start|>``, ``<|im_end|>`` (eos)), the weights are random
-(seeded). Sizes (docs/ARCHITECTURE.md): SigLIP 56² / patch 14 (P = 16), width 64, 4 heads, 3 layers
-before truncation, MLP 128; Qwen2 width 64, 2 layers, 4 / 2 KV heads, MLP 128.
+Nothing is downloaded: the tokenizer is a byte-level BPE trained here with ``tokenizers`` and saved with
+Qwen2's pre-tokenizer (Qwen special tokens ``<|endoftext|>`` (pad/bos), ``<|im_start|>``, ``<|im_end|>`` (eos)),
+the weights are random (seeded). Sizes (docs/ARCHITECTURE.md): SigLIP 56² / patch 14 (P = 16), width 64,
+4 heads, 3 layers before truncation, MLP 128; Qwen2 width 64, 2 layers, 4 / 2 KV heads, MLP 128.
 
     python -m streamforest.tiny OUT_DIR [--projector tome729_fstw_pemf] [--seed 0]
     python -m streamforest.tiny --describe-real      # parameter counts of the real architecture (meta device)
@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+"""Pre-tokenizer split pattern of Qwen2's ``tokenizer.json`` (digits one by one). The tiny tokenizer.json uses it
+(NFC, this split, byte-level without regex) so that prompts — time messages included — split like Qwen2's."""
 
 TINY_VISION_CONFIG: dict[str, Any] = {
     **SO400M_VISION_CONFIG,
@@ -135,7 +139,7 @@ Describe the scene. A road with trees, buildings, a white line, a blue sky and t
 
 
 def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -147,6 +151,15 @@ def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
+    # Used (and saved) with Qwen2's normaliser and pre-tokenizer; the merges stay those learned above, so ids
+    # equal what transformers 5's Qwen2Tokenizer always gave for these files.
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     return tok
 
 
@@ -155,7 +168,7 @@ def make_tiny_tokenizer(
 ) -> Any:
     """Train a byte-level BPE tokenizer on a built-in corpus (+ ``texts``) and save it to ``out_dir``.
 
-    Returns the ``PreTrainedTokenizerFast`` (loadable again with ``AutoTokenizer.from_pretrained(out_dir)``).
+    Returns the ``PreTrainedTokenizerFast`` (loadable again with ``streamforest.model.loader.load_tokenizer``).
     ``<|endoftext|>`` is pad (and nominal bos; none is added, like Qwen), ``<|im_end|>`` is eos.
     """
     from transformers import PreTrainedTokenizerFast
@@ -222,15 +235,13 @@ def make_tiny_checkpoint(
 ) -> Path:
     """Build a tiny released-format checkpoint in ``out_dir`` (config.json with ``model_type: qwen2``,
     sharded safetensors with released names, tokenizer files) and return the directory."""
-    from transformers import AutoTokenizer
-
     from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-    from streamforest.model.loader import save_released
+    from streamforest.model.loader import load_tokenizer, save_released
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer = load_tokenizer(tokenizer_dir)
         tokenizer.save_pretrained(str(out))
     else:
         tokenizer = make_tiny_tokenizer(out, texts=texts)

@@ -11,8 +11,8 @@ sample logs) built by :func:`make_record`::
 and every benchmark reports two numbers side by side:
 
 * the **reference** metric — what the published numbers use. For the streaming/MC benchmarks
-  (ODV-Bench, StreamingBench, OVBench, OVO-Bench, MLVU, MVBench) an empty prediction is *removed from the
-  denominator*; Video-MME and PerceptionTest count it wrong.
+  (ODV-Bench, StreamingBench, OVBench, OVO-Bench, MLVU, MVBench) an empty prediction (exactly ``""``;
+  whitespace is an answer) is *removed from the denominator*; Video-MME and PerceptionTest count it wrong.
 * the **strict** metric — an empty prediction (including a sample whose video failed to decode) is wrong.
 """
 
@@ -213,9 +213,13 @@ def ovo_official_far_correct(subtask: str, answer: str, pred: str) -> bool:
 
 
 def make_record(score: int | bool, pred: str, gt: Any, categories: Mapping[str, Any] | None = None) -> dict:
-    """A per-sample record for lmms-eval (``empty`` = the stripped prediction is empty)."""
+    """A per-sample record for lmms-eval.
+
+    ``empty`` is ``pred == ""`` exactly, as in the reference aggregations: a whitespace-only prediction is an
+    answer (scored, usually wrong), not an empty one. The strict metric ignores the flag.
+    """
     cats = {str(k): ("" if v is None else str(v)) for k, v in (categories or {}).items()}
-    return {"score": int(score), "empty": pred.strip() == "", "pred": pred, "gt": gt, "categories": cats}
+    return {"score": int(score), "empty": pred == "", "pred": pred, "gt": gt, "categories": cats}
 
 
 def accuracy_reference(records: Sequence[Mapping[str, Any]], scale: float = 100.0) -> float:
@@ -331,13 +335,17 @@ def aggregate(
 
 
 def first_response(results: Sequence[Any]) -> str:
-    """The model's (stripped) answer from lmms-eval's ``results`` list (``""`` when missing)."""
+    """The model's answer from lmms-eval's ``results`` list, as given (``""`` when missing).
+
+    Not stripped: the reference tasks score ``results[0]`` as received (the model wrapper already strips its
+    outputs; every extractor here tolerates surrounding whitespace), so emptiness means exactly ``""``.
+    """
     if not results:
         return ""
     value = results[0]
     if isinstance(value, list):  # multi-round outputs: the last round answers the question
         value = value[-1] if value else ""
-    return "" if value is None else str(value).strip()
+    return "" if value is None else str(value)
 
 
 def doc_categories(doc: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:

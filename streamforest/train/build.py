@@ -188,10 +188,9 @@ def _dtype(cfg: StageConfig) -> torch.dtype:
 
 def build_from_llm(cfg: StageConfig) -> BuiltModel:
     """Plain Qwen2 checkpoint + SigLIP checkpoint → a fresh LlavaQwen model (projector randomly initialised)."""
-    from transformers import AutoTokenizer
-
     from streamforest.model.config import LlavaQwenConfig
     from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+    from streamforest.model.loader import load_tokenizer
     from streamforest.model.processor import SigLipImageProcessor
 
     m = cfg.model
@@ -223,7 +222,7 @@ def build_from_llm(cfg: StageConfig) -> BuiltModel:
     tower = model.get_vision_tower()
     kept = len(tower.vision_tower.encoder.layers)
     load_into(tower.vision_tower, siglip_state_dict(vt_dir, kept), what=f"SigLIP weights from {vt_dir}")
-    tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
+    tokenizer = load_tokenizer(llm_dir)
     logger.info("built LlavaQwen from LLM %s + vision tower %s (%s)", llm_dir, vt_dir, m.mm_projector_type)
     return BuiltModel(tokenizer, model, SigLipImageProcessor(size=tower.image_size))
 
