@@ -100,8 +100,9 @@ def test_second_lock_on_output_dir_names_the_holder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("code", "cause"), [(errno.EFBIG, "file-size limit"), (errno.ENOSPC, "disk is full"), (errno.EACCES, "permission")])
 def test_save_failure_names_the_path_and_the_cause(code: int, cause: str, tmp_path: Path) -> None:
-    msg = describe_save_failure(tmp_path / "checkpoint-40", OSError(code, os.strerror(code)))
-    assert str(tmp_path / "checkpoint-40") in msg and cause in msg and "last complete checkpoint" in msg
+    for err in (OSError(code, os.strerror(code)), RuntimeError(f"I/O error: {os.strerror(code)} (os error {code})")):
+        msg = describe_save_failure(tmp_path / "checkpoint-40", err)
+        assert str(tmp_path / "checkpoint-40") in msg and cause in msg and "last complete checkpoint" in msg
 
 
 # ----------------------------------------------------------------------------------------------- resume choice

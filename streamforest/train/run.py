@@ -219,7 +219,7 @@ def _train(cfg: StageConfig, ds_config: dict[str, Any] | None) -> dict[str, Any]
             save_lora(trainer.model, cfg.training.output_dir, trainer.processing_class, is_main=trainer.args.should_save)
         else:
             trainer.save_model(cfg.training.output_dir)
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 - each writer raises its own type for an I/O failure
         raise CheckpointSaveError(describe_save_failure(cfg.training.output_dir, err)) from err
     metrics = dict(result.metrics)
     metrics["global_step"] = trainer.state.global_step

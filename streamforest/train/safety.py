@@ -175,6 +175,9 @@ def clear_partial_saves(output_dir: str | os.PathLike[str]) -> list[str]:
 def describe_save_failure(path: str | os.PathLike[str], err: BaseException) -> str:
     """A message for a failed checkpoint write: the path, the cause and what to do."""
     code = getattr(err, "errno", None)
+    if code is None:  # libraries that wrap the OS error in their own type (safetensors: "... (os error 27)")
+        m = re.search(r"os error (\d+)", str(err))
+        code = int(m.group(1)) if m else None
     cause = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
