@@ -89,3 +89,17 @@ def test_nan_weights_are_refused_naming_the_tensor(tiny_checkpoint: Path, tmp_pa
 def test_intact_checkpoint_still_loads(tiny_checkpoint: Path) -> None:
     loaded = load_pretrained(tiny_checkpoint, dtype="float32")
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
+
+
+def test_stream_cli_without_tokenizer_exits_nonzero_naming_the_files(
+    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The issue's reproduction: ``streamforest stream VIDEO --model CKPT --ask "3: hi"`` answered ``''``, exit 0."""
+    from helpers_video import write_index_video
+
+    from streamforest.cli import main
+
+    video = write_index_video(tmp_path / "v.mp4", 40, fps=10)
+    ckpt = _damaged(tiny_checkpoint, tmp_path, lambda d: [f.unlink() for f in d.glob("tokenizer*.json")])
+    assert main(["stream", str(video), "--model", str(ckpt), "--ask", "3: hi", "--no-progress"]) != 0
+    assert "tokenizer_config.json" in capsys.readouterr().err

@@ -190,6 +190,8 @@ def describe_save_failure(path: str | os.PathLike[str], err: BaseException) -> s
     try:
         usage = shutil.disk_usage(Path(path).parent if not Path(path).exists() else path)
         facts.append(f"{usage.free / 2**20:.0f} MiB free on the device")
+        if usage.free < 64 * 2**20:
+            cause = cause or "the disk is (nearly) full"
     except OSError:
         pass
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
