@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from streamforest.model import checks
 from streamforest.model.config import LlavaQwenConfig
 from streamforest.model.processor import SigLipImageProcessor
 
@@ -147,6 +148,7 @@ def load_config(
     ckpt = _resolve_dir(path)
     raw = _read_config_json(ckpt)
     raw.update(dict(overrides or {}))
+    checks.check_config_values(raw, ckpt / "config.json")
     if memory_config is not None:
         raw["memory_config"] = {**(raw.get("memory_config") or {}), **dict(memory_config)}
     raw.pop("model_type", None)  # released files say "qwen2", ours "llava_qwen": both describe this class
@@ -234,12 +236,15 @@ def load_pretrained(
 
     ckpt = _resolve_dir(path)
     config = load_config(ckpt, overrides, memory_config)
+    checks.check_tokenizer_files(ckpt)
+    checks.check_weight_files(ckpt, config)
     torch_dtype = resolve_dtype(dtype, _read_config_json(ckpt))
     attn = resolve_attn_implementation(attn_implementation)
     model, info = LlavaQwenForCausalLM.from_pretrained(
         str(ckpt), config=config, dtype=torch_dtype, attn_implementation=attn, output_loading_info=True
     )
     _check_loading_info(ckpt, info)
+    checks.check_finite(model, ckpt)
     model.to(device=torch.device(device)).eval()
     tokenizer = load_tokenizer(ckpt)
     processor = None

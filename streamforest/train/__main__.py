@@ -12,6 +12,7 @@ import sys
 
 from streamforest.train.config import ConfigError, load_config
 from streamforest.train.run import run, setup_logging, shutdown
+from streamforest.train.safety import CheckpointSaveError, OutputDirError, die_with_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    die_with_launcher()  # under torchrun: do not outlive the launcher (it started us in our own session)
     setup_logging()
     try:
         cfg = load_config(argv[0], argv[1:])
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(cfg)
+    except (OutputDirError, CheckpointSaveError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     finally:
         shutdown()
     return 0
