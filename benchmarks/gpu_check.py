@@ -70,7 +70,7 @@ TARGETS = [
     ("frame intake p50 (batch 1)", "≤ 8 ms on an H100-class GPU", "intake"),
     ("TTFT at 8K visual tokens", "≤ 300 ms (paper: 0.78–1.50 s on an A100)", "ttft"),
     ("TTFT at 1K visual tokens", "≤ 40 ms", "ttft"),
-    ("peak GPU memory, inference", "≤ 18 GB (paper: ≈ 17 GB flat)", "hour"),
+    ("peak GPU memory, 1-hour bounded stream + question", "≤ 18 GB (paper: ≈ 17 GB flat)", "hour"),
 ]
 
 logger = logging.getLogger("gpu_check")
@@ -163,6 +163,7 @@ def headline(results: dict[str, Any]) -> list[dict[str, Any]]:
         return entry.get("rows", []) if entry.get("status") == "ok" else []
 
     intake = next((r["p50_ms"] for r in rows("intake") if r.get("measure", "").endswith("total")), None)
+    # TTFT: median full prefill (no prefix cache); peak: GiB (2^30 bytes)
     ttft = {r["budget"]: r["ttft_full_ms"] for r in rows("ttft")}
     peak = [r["stream_peak_gib"] for r in rows("hour")] + [r["question_peak_gib"] for r in rows("hour")]
     measured = [intake, next((v for k, v in ttft.items() if "8K" in k), None),

@@ -148,9 +148,7 @@ def section_train_lora(ctx: Ctx) -> dict[str, Any]:
 
 
 def host_ram_gib() -> float:
-    import psutil
-
-    return psutil.virtual_memory().total / 2**30
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def section_train_full(ctx: Ctx) -> dict[str, Any]:
