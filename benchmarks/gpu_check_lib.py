@@ -164,17 +164,19 @@ def build_tower(model: Any, attn: str) -> Any:
 
 @contextlib.contextmanager
 def cast(model: Any, dtype: torch.dtype) -> Iterator[None]:
-    """Run ``model`` in ``dtype`` inside the block, then restore every parameter's and buffer's dtype exactly
-    (the weights are bf16 values, so bf16 ↔ fp32 is lossless; fp32 buffers such as RoPE frequencies stay
-    fp32 afterwards)."""
-    dtypes = {name: t.dtype for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    """Run ``model`` in ``dtype`` inside the block, then restore it exactly: parameters are cast back (lossless:
+    their values are bf16 values, see :func:`build_model`), buffers (RoPE frequencies …) are put back as saved."""
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     model.to(dtype)
     try:
         yield
     finally:
-        for name, t in [*model.named_parameters(), *model.named_buffers()]:
-            if t.dtype != dtypes[name]:
-                t.data = t.data.to(dtypes[name])
+        for name, p in model.named_parameters():
+            if p.dtype != dtypes[name]:
+                p.data = p.data.to(dtypes[name])
+        for name, b in model.named_buffers():
+            b.data = buffers[name]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ def sample(ctx: Ctx, model: Any) -> dict[str, Any]:
             "images": [pixels.to(model.dtype)], "modalities": ["video"]}  # fmt: skip
 
 
-def release(*objects: Any) -> None:
-    del objects
+def release() -> None:
+    """Free what the last training step left (DeepSpeed engines hold reference cycles)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -132,7 +132,9 @@ def train_step(ctx: Ctx, *, lora: bool, zero: str, compile_model: bool = False, 
         times.append(time.perf_counter() - t0)
         losses.append(float(loss))
     peak = ctx.peak_gib()
-    release(engine, model)
+    if hasattr(engine, "destroy"):
+        engine.destroy()  # removes DeepSpeed's hooks so that the model can be freed
+    del engine, model
     return {"variant": (f"LoRA r={cfg.lora.r}" if lora else "full fine-tune") + f", {zero}"
             + (", torch.compile" if compile_model else ""), "frames": ctx.scale.train_frames, "sequence": seq,
             "visual_tokens": seq - batch["input_ids"].shape[1] + 1, "trainable_params": trainable,
@@ -143,7 +145,10 @@ def train_step(ctx: Ctx, *, lora: bool, zero: str, compile_model: bool = False, 
 
 def section_train_lora(ctx: Ctx) -> dict[str, Any]:
     """Stage-4 step, LoRA on the LLM (+ the projector MLP), ZeRO-2, gradient checkpointing."""
-    row = train_step(ctx, lora=True, zero="zero2.json")
+    try:
+        row = train_step(ctx, lora=True, zero="zero2.json")
+    finally:
+        release()
     return {"rows": [row], "notes": [_train_note(ctx)]}
 
 
@@ -166,7 +171,10 @@ def section_train_full(ctx: Ctx) -> dict[str, Any]:
             raise Skip(f"ZeRO-3 CPU offload needs ≈ {need:.0f} GiB host RAM for {params / 1e9:.1f} B parameters "
                        f"(fp32 master + Adam states + bf16 params/grads); this host has {host_ram_gib():.0f} GiB")  # fmt: skip
         note = "optimizer: the project's torch AdamW groups on the host (zero_force_ds_cpu_optimizer=false)"
-    row = train_step(ctx, lora=False, zero=zero)
+    try:
+        row = train_step(ctx, lora=False, zero=zero)
+    finally:
+        release()
     return {"rows": [row], "notes": [_train_note(ctx), note]}
 
 
@@ -174,7 +182,10 @@ def section_train_compile(ctx: Ctx) -> dict[str, Any]:
     """The LoRA step with ``torch_compile`` on (DeepSpeed ``engine.compile()``)."""
     if ctx.tiny:
         raise Skip("--tiny: torch.compile (inductor) takes minutes on a CPU; measured on GPU runs only")
-    row = train_step(ctx, lora=True, zero="zero2.json", compile_model=True, steps=3)
+    try:
+        row = train_step(ctx, lora=True, zero="zero2.json", compile_model=True, steps=3)
+    finally:
+        release()
     return {"rows": [row], "notes": [_train_note(ctx), "first_step_s includes compilation"]}
 
 

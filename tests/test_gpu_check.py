@@ -115,6 +115,34 @@ def test_a_failing_section_does_not_stop_the_others(monkeypatch: pytest.MonkeyPa
     assert results["c"]["status"] == "skipped" and "time budget" in results["c"]["reason"]
 
 
+def test_gpu_only_paths_work_on_the_tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What only a GPU run reaches: a second tower with another attention implementation (flash-attention 2
+    there; eager here, same code), the dtype round trip of the numerics, the host-RAM skip of ZeRO-3 offload."""
+    gc = _load()
+    import gpu_check_lib as lib
+    import gpu_check_train as train
+    import torch
+
+    model, _ = lib.build_model(torch.device("cpu"), torch.float32, tiny=True)
+    pixels = lib.ScenePixels(model.get_vision_tower().image_size, torch.device("cpu")).next(3)
+    stream = lib.StreamAdapter(model)
+    other = stream.encode(pixels, tower=lib.build_tower(model, "eager"))
+    torch.testing.assert_close(other, stream.encode(pixels), rtol=1e-4, atol=1e-4)
+    def tensors() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
+
+    before = tensors()
+    with lib.cast(model, torch.bfloat16):
+        assert model.dtype == torch.bfloat16
+    after = tensors()
+    assert any("inv_freq" in k for k in before)  # fp32 RoPE frequencies are restored, not rounded
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    monkeypatch.setattr(train, "host_ram_gib", lambda: 64.0)
+    ctx = gc.Ctx(scale=gc.FULL, device=torch.device("cpu"), dtype=torch.bfloat16, tiny=False)
+    with pytest.raises(train.Skip, match="host RAM"):
+        train.section_train_full(ctx)
+
+
 def test_tiny_refuses_to_write_into_the_repository() -> None:
     with pytest.raises(SystemExit):
         _load().parse_args(["--tiny"])
