@@ -249,11 +249,7 @@ def section_numerics(ctx: Ctx) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     same = StreamAdapter(model).encode(pixels)
     rows += batch_invariance(ctx, pixels, same)
-    if flash_available(ctx):
-        from gpu_check_lib import build_tower
-
-        fa = StreamAdapter(model).encode(pixels, tower=build_tower(model, "flash_attention_2"))
-        rows.append({"check": f"ViT features ({ctx.dtype}): flash_attention_2 vs sdpa", **diff_stats(fa, same)})
+    rows += attention_rows(ctx, pixels, same)
     out: dict[torch.dtype, tuple[Tensor, Tensor, Tensor]] = {}
     visual: Tensor | None = None
     for dtype in (torch.bfloat16, torch.float32):  # weights are bf16 values: the casts are lossless
@@ -272,11 +268,33 @@ def section_numerics(ctx: Ctx) -> dict[str, Any]:
     notes = [f"{s.numerics_frames} simulated frames; fp32 = the same (bf16-rounded) weights upcast, so only compute "
              "precision differs; max_rel = max|a-b| / max|b|, mean_rel = mean|a-b| / mean|b|"]  # fmt: skip
     if not flash_available(ctx):
-        notes.append(_no_flash_note(ctx))
+        notes.append(_no_flash_note(ctx) + "; the attention comparison uses eager vs sdpa (same code)")
     for row in rows:
         if any(isinstance(v, float) and not math.isfinite(v) for v in row.values()):
             notes.append(f"NON-FINITE values in {row['check']}")
     return {"rows": rows, "notes": notes}
+
+
+def attention_rows(ctx: Ctx, pixels: Tensor, reference: Tensor) -> list[dict[str, Any]]:
+    """ViT features and first-token logits with flash-attention 2 (eager where it is absent) vs sdpa."""
+    from gpu_check_lib import build_tower
+
+    model = ctx.model
+    alt = "flash_attention_2" if flash_available(ctx) else "eager"
+    feats = StreamAdapter(model).encode(pixels, tower=build_tower(model, alt))
+    rows = [{"check": f"ViT features ({ctx.dtype}): {alt} vs sdpa", **diff_stats(feats, reference)}]
+    tokens = model.get_projector().project(reference)
+    visual = tokens.reshape(-1, tokens.shape[-1])[: ctx.scale.numerics_prompt]
+    sdpa = _first_logits(ctx, visual)
+    before = model.config._attn_implementation
+    model.config._attn_implementation = alt  # the LLM's attention layers read it at every forward
+    try:
+        other = _first_logits(ctx, visual)
+    finally:
+        model.config._attn_implementation = before
+    rows.append({"check": f"first-token logits ({ctx.dtype}, LLM): {alt} vs sdpa", **diff_stats(other, sdpa),
+                 "argmax_equal": bool(other.argmax() == sdpa.argmax())})  # fmt: skip
+    return rows
 
 
 def batch_invariance(ctx: Ctx, pixels: Tensor, batched: Tensor) -> list[dict[str, Any]]:
