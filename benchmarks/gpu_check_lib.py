@@ -57,6 +57,8 @@ class Ctx:
     notes: list[str] = field(default_factory=list)
     _built: tuple[Any, Any] | None = None
     build_s: float = 0.0
+    deadline: float = math.inf
+    """``time.perf_counter()`` by which the running section should finish (streams stop early at it)."""
 
     @property
     def model(self) -> Any:

@@ -146,6 +146,20 @@ def test_gpu_only_paths_work_on_the_tiny_model(monkeypatch: pytest.MonkeyPatch) 
         train.section_train_full(ctx)
 
 
+def test_a_stream_stops_at_the_section_time_cap() -> None:
+    gc = _load()
+    import gpu_check_sections as sections
+    import torch
+
+    ctx = gc.Ctx(scale=gc.TINY, device=torch.device("cpu"), dtype=torch.float32, tiny=True)
+    ctx.model  # noqa: B018 - build before the clock starts
+    ctx.deadline = gc.time.perf_counter() + sections.QUESTION_RESERVE_S  # no time left for streaming
+    out = sections.section_hour(ctx)
+    (row,) = out["rows"]
+    assert row["frames"] == gc.TINY.stream_batch < 60 * gc.TINY.hour_minutes  # one batch, then the question
+    assert row["visual_tokens"] > 0 and "time cap" in out["notes"][0]
+
+
 def test_tiny_refuses_to_write_into_the_repository() -> None:
     with pytest.raises(SystemExit):
         _load().parse_args(["--tiny"])
