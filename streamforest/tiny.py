@@ -29,6 +29,7 @@ __all__ = [
     "describe_real",
     "make_tiny_checkpoint",
     "make_tiny_tokenizer",
+    "real_config",
     "tiny_config",
 ]
 
@@ -263,12 +264,15 @@ def make_tiny_checkpoint(
     return out
 
 
-def describe_real() -> dict[str, int]:
-    """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
-    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+def real_config(**overrides: Any) -> LlavaQwenConfig:
+    """Released-format config of the real StreamForest-Qwen2-7B architecture (REFERENCE §1.2, §3.1).
 
-    config = tiny_config(
-        "tome729_fstw_pemf",
+    SigLIP so400m (1152 wide, 16 heads, 384² / patch 14 → 729 tokens, 27 layers of which 26 are kept),
+    the ``tome729_fstw_pemf`` projector with the default memory, Qwen2-7B (3584 wide, 28 layers, 28 heads /
+    4 KV heads, MLP 18944, vocabulary 152064). Build it on the meta device or directly on an accelerator:
+    the weights are ~16 GB in bf16.
+    """
+    values: dict[str, Any] = dict(
         vocab_size=152064,
         hidden_size=3584,
         intermediate_size=18944,
@@ -276,12 +280,23 @@ def describe_real() -> dict[str, int]:
         num_attention_heads=28,
         num_key_value_heads=4,
         max_window_layers=28,
-        mm_hidden_size=1152,
+        bos_token_id=151643,
+        pad_token_id=151643,
+        eos_token_id=151645,
+        mm_hidden_size=SO400M_VISION_CONFIG["hidden_size"],
         vision_config=dict(SO400M_VISION_CONFIG),
         memory_config={},
     )
+    values.update(overrides)
+    return tiny_config("tome729_fstw_pemf", **values)
+
+
+def describe_real() -> dict[str, int]:
+    """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
+    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+
     with torch.device("meta"):
-        model = LlavaQwenForCausalLM(config)
+        model = LlavaQwenForCausalLM(real_config())
     parts = {"vision_tower": 0, "mm_projector": 0, "llm": 0}
     for name, p in model.named_parameters():
         key = next((k for k in ("vision_tower", "mm_projector") if k in name), "llm")
