@@ -53,7 +53,9 @@ lock:
 	  echo "Point PIP_FIND_LINKS (or FIND_LINKS=) at a folder with the torch 2.13.0 CPU wheel, then \`git checkout $(LOCK)\` and rerun." >&2; exit 1; fi
 	@echo "$(LOCK): $$(grep -c '^[a-z0-9].*==' $(LOCK)) pins"
 
+# Also repairs a venv changed by hand since it was stamped (a locked package missing or at another version).
 install: $(STAMP)
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
 
 demo: $(STAMP)
 	$(PY) -m streamforest.demo
