@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create .venv, install, run the embedded default (tiny model, synthetic data, no downloads)
-#   make test   create .venv if needed, install the dev extras, run ruff and the test suite
+#   make demo   create .venv, install requirements.lock, run the embedded default (tiny model, synthetic data, no downloads)
+#   make test   create .venv if needed, install requirements.lock, run ruff and the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
