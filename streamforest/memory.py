@@ -34,243 +34,48 @@ argmin/argsort) are computed without gradient. Successive reads share autograd h
 merges), so backpropagating through two reads of one memory needs ``retain_graph=True`` on the first.
 The memory keeps references to the frames it is given while they sit in the now window (cloned when they
 would alias the caller's buffer).
+
+Modules: :mod:`streamforest.memory_config` (``MemoryConfig``, ``EventInfo``), :mod:`streamforest.memory_ops`
+(event similarity, merge and penalties; the merge-tree node) and this one (``EventMemory``); every public name
+is importable from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from streamforest.tome import head_mean_metric, matching_scores, merge_tokens
+from streamforest.memory_config import CONSOLIDATION_POLICIES, EventInfo, MemoryConfig
+from streamforest.memory_ops import (
+    EventNode,
+    TouchedKeys,
+    event_similarity,
+    frame_cosine,
+    merge_events,
+    pair_penalties,
+    pick_pair,
+)
+from streamforest.tome import merge_tokens
 
-__all__ = ["EventInfo", "EventMemory", "MemoryConfig"]
+__all__ = [
+    "CONSOLIDATION_POLICIES",
+    "EventInfo",
+    "EventMemory",
+    "MemoryConfig",
+    "event_similarity",
+    "frame_cosine",
+    "merge_events",
+    "pair_penalties",
+    "pick_pair",
+]
 
 logger = logging.getLogger(__name__)
 
-CONSOLIDATION_POLICIES = ("deferred", "eager")
 _INGEST_CHUNK = 32
 """Frames merged per batched ToMe call in :meth:`EventMemory.add_frames` (bounds peak memory)."""
-
-
-@dataclass
-class MemoryConfig:
-    """Hyper-parameters of the FSTW + PEMF memory (REFERENCE §2.1; defaults = training and all benchmarks)."""
-
-    hidden_size: int = 1152
-    """Feature width ``C`` (reference ``hidden_size``)."""
-    num_heads: int = 16
-    """Channel chunks averaged into the ToMe metric (reference ``num_attention_heads``)."""
-    now_frames: int = 1
-    """Frames in the FSTW current window (reference ``st_memory_windows[0]``)."""
-    short_frames: int = 18
-    """Minimum frames kept in the FSTW short window (reference ``st_memory_windows[1]``)."""
-    now_tokens: int = 729
-    """Tokens per current frame (reference ``st_memory_tokens[0]``; 729 = no compression)."""
-    short_tokens: int = 128
-    """Tokens per short-window frame (reference ``st_memory_tokens[1]``)."""
-    event_window: int = 8
-    """Short frames searched for an event boundary (reference ``event_split_window``)."""
-    long_tokens_per_frame: int = 64
-    """Tokens per long-memory slot (reference ``long_memory_tokens_per_frame``)."""
-    long_token_quota: int = 5120
-    """Maximum long-memory tokens (reference ``long_memory_tokens_quota``; 80 slots)."""
-    sim_weight: float = 0.4
-    """Weight of the ``1 - similarity`` penalty (reference ``sim_weight_g``)."""
-    time_weight: float = 0.2
-    """Weight of the temporal-position penalty (reference ``time_weight_a``)."""
-    merge_weight: float = 0.4
-    """Weight of the merge-count penalty (reference ``merge_weight_b``)."""
-    consolidation: str = "deferred"
-    """``"deferred"`` (exact reference outputs) or ``"eager"`` (bounded state, differs; module docstring)."""
-
-    _INT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "hidden_size",
-        "num_heads",
-        "now_frames",
-        "short_frames",
-        "now_tokens",
-        "short_tokens",
-        "event_window",
-        "long_tokens_per_frame",
-        "long_token_quota",
-    )
-
-    def __post_init__(self) -> None:
-        for name in self._INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MemoryConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("sim_weight", "time_weight", "merge_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"MemoryConfig.{name} must be a number >= 0, got {value!r}")
-        if self.hidden_size % self.num_heads != 0:
-            raise ValueError(
-                f"MemoryConfig.hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
-            )
-        if self.short_tokens > self.now_tokens:
-            raise ValueError(
-                f"MemoryConfig.short_tokens={self.short_tokens} must be <= now_tokens={self.now_tokens} "
-                "(short-window frames are merged from current-window frames)"
-            )
-        if self.long_tokens_per_frame > self.short_tokens:
-            raise ValueError(
-                f"MemoryConfig.long_tokens_per_frame={self.long_tokens_per_frame} must be <= "
-                f"short_tokens={self.short_tokens} (events are merged from short-window frames)"
-            )
-        largest_event = self.event_window * self.long_tokens_per_frame
-        if self.long_token_quota < largest_event:
-            raise ValueError(
-                f"MemoryConfig.long_token_quota={self.long_token_quota} must be >= event_window * "
-                f"long_tokens_per_frame = {largest_event} so that a single event fits"
-            )
-        if self.consolidation not in CONSOLIDATION_POLICIES:
-            raise ValueError(
-                f"MemoryConfig.consolidation={self.consolidation!r} is not one of {CONSOLIDATION_POLICIES}"
-            )
-
-    @classmethod
-    def demo_online(cls, **overrides: Any) -> MemoryConfig:
-        """The reference ``generate_online`` configuration (REFERENCE §2.1, right column; ≤ 1,008 tokens)."""
-        values: dict[str, Any] = dict(
-            short_frames=6, now_tokens=64, short_tokens=16, event_window=4, long_tokens_per_frame=16
-        )
-        values["long_token_quota"] = 800
-        values.update(overrides)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``{field: value}`` dict (JSON/YAML friendly)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MemoryConfig:
-        """Build from a dict; unknown keys raise ``ValueError`` naming them."""
-        if not isinstance(values, dict):
-            raise ValueError(f"memory config must be a mapping of MemoryConfig fields, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown MemoryConfig keys {unknown}; known keys: {sorted(known)}")
-        return cls(**values)
-
-    @property
-    def max_tokens(self) -> int:
-        """Upper bound of ``read()`` length: quota + (short_frames + event_window - 1) short + now frames."""
-        short = (self.short_frames + self.event_window - 1) * self.short_tokens
-        return self.long_token_quota + short + self.now_frames * self.now_tokens
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    """One long-memory event as ``read()`` would return it."""
-
-    slots: int
-    """Number of ``long_tokens_per_frame``-token slots."""
-    centre: float
-    """Temporal centre (frame index; slot-weighted after merges — reference ``time_buffer``)."""
-    merge_count: int
-    """Original events merged into this one (reference ``mergecnt_buffer``)."""
-    first_frame: int
-    """Index of the first frame covered."""
-    last_frame: int
-    """Index of the last frame covered."""
-
-
-@dataclass(eq=False)
-class _Node:
-    """An event: a leaf (segmented from short frames) or the merge of two adjacent events."""
-
-    uid: int
-    tokens: Tensor  # [S, K_long, C]
-    centre: float
-    merge_count: int
-    first_frame: int
-    last_frame: int
-    parts: tuple[int, int] | None = field(default=None)  # uids of the merged children
-
-    @property
-    def slots(self) -> int:
-        return self.tokens.shape[0]
-
-    def info(self) -> EventInfo:
-        return EventInfo(self.slots, self.centre, self.merge_count, self.first_frame, self.last_frame)
-
-
-@dataclass
-class _Touched:
-    """Cache keys ``(uid, uid)`` used by one deferred consolidation."""
-
-    merges: set[tuple[int, int]] = field(default_factory=set)
-    sims: set[tuple[int, int]] = field(default_factory=set)
-
-
-@torch.no_grad()
-def frame_cosine(prev: Tensor, cur: Tensor) -> Tensor:
-    """Cosine similarity of two flattened frames (0-d tensor, eps 1e-8, no grad)."""
-    return F.cosine_similarity(prev, cur, dim=0, eps=1e-8)
-
-
-@torch.no_grad()
-def event_similarity(first: Tensor, second: Tensor, num_heads: int) -> float:
-    """Mean best-match score of the token pairs a merge of two adjacent events would combine.
-
-    Args:
-        first, second: ``[S1, K, C]`` and ``[S2, K, C]`` event slots.
-        num_heads: channel chunks of the ToMe metric.
-
-    Returns:
-        Mean of the ``r = n·K − ceil(n/2)·K`` largest best scores (``n = S1 + S2``) — REFERENCE §2.3 B.6.
-    """
-    slots, k, c = first.shape[0] + second.shape[0], first.shape[1], first.shape[2]
-    r = slots * k - math.ceil(slots / 2) * k
-    tokens = torch.cat([first, second], dim=0).reshape(1, slots * k, c)
-    node_max, _ = matching_scores(head_mean_metric(tokens, num_heads))
-    return torch.sort(node_max[0], descending=True).values[:r].mean().item()
-
-
-def merge_events(first: Tensor, second: Tensor, num_heads: int) -> Tensor:
-    """Merge two adjacent events' slots ``[S1,K,C]``, ``[S2,K,C]`` into ``[ceil(n/2), K, C]`` (one ToMe step)."""
-    slots, k, c = first.shape[0] + second.shape[0], first.shape[1], first.shape[2]
-    keep = math.ceil(slots / 2)
-    tokens = torch.cat([first, second], dim=0).reshape(1, slots * k, c)
-    return merge_tokens(tokens, keep * k, num_heads).reshape(keep, k, c)
-
-
-def pair_penalties(centres: Tensor, counts: Tensor, sims: Tensor, normaliser: int, cfg: MemoryConfig) -> Tensor:
-    """Merge penalty of every adjacent event pair (REFERENCE §2.3 C.1), vectorised in float64.
-
-    ``0.4·(1 − sim) + 0.2·(mean centre / normaliser) + 0.4·(mean merge count / max + 1e-6)``, evaluated in
-    the same operation order as the scalar formula, so each value is bit-identical to it.
-
-    Args:
-        centres: ``[E]`` float64 event centres (frame-index units).
-        counts: ``[E]`` float64 merge counts.
-        sims: ``[E - 1]`` float64 similarity of events ``i`` and ``i + 1``.
-        normaliser: the time normaliser (number of frames seen − 1).
-
-    Returns:
-        ``[E - 1]`` float64 penalties.
-    """
-    pair_counts = (counts[:-1] + counts[1:]) / 2
-    merge_pen = pair_counts / pair_counts.max() + 1e-6
-    time_pen = ((centres[:-1] + centres[1:]) / 2) / normaliser
-    return cfg.sim_weight * (1 - sims) + cfg.time_weight * time_pen + cfg.merge_weight * merge_pen
-
-
-def pick_pair(nodes: list[_Node], sims: list[float], normaliser: int, cfg: MemoryConfig) -> int:
-    """Index ``i`` of the adjacent pair ``(i, i+1)`` with the smallest penalty (first minimum wins)."""
-    centres = torch.tensor([node.centre for node in nodes], dtype=torch.float64)
-    counts = torch.tensor([node.merge_count for node in nodes], dtype=torch.float64)
-    penalties = pair_penalties(centres, counts, torch.tensor(sims, dtype=torch.float64), normaliser, cfg)
-    return int(torch.argmin(penalties))
 
 
 class EventMemory:
@@ -301,13 +106,13 @@ class EventMemory:
         self._short: list[Tensor] = []  # [K_short, C] each
         self._sims_ready: list[float] = []  # frame cosines of the oldest short frames, as floats
         self._sims_pending: list[Tensor] = []  # newer frame cosines, still 0-d tensors
-        self._events: list[_Node] = []  # leaves (deferred) / consolidated events (eager)
+        self._events: list[EventNode] = []  # leaves (deferred) / consolidated events (eager)
         self._event_sims: list[float] = []  # similarity of events (i, i+1)
         self._last_pos = -1
         self._next_uid = 0
-        self._merge_cache: dict[tuple[int, int], _Node] = {}
+        self._merge_cache: dict[tuple[int, int], EventNode] = {}
         self._sim_cache: dict[tuple[int, int], float] = {}
-        self._plan: tuple[int, list[_Node]] | None = None  # (frame count, consolidated events)
+        self._plan: tuple[int, list[EventNode]] | None = None  # (frame count, consolidated events)
 
     @property
     def num_frames(self) -> int:
@@ -358,7 +163,9 @@ class EventMemory:
         """Add one frame ``[P, C]`` (validated before any state changes)."""
         if not isinstance(frame, Tensor) or frame.dim() != 2:
             shape = tuple(frame.shape) if isinstance(frame, Tensor) else type(frame).__name__
-            raise ValueError(f"EventMemory.add_frame expects one frame [P, C], got {shape}; use add_frames for [T, P, C]")
+            raise ValueError(
+                f"EventMemory.add_frame expects one frame [P, C], got {shape}; use add_frames for [T, P, C]"
+            )
         self.add_frames(frame.unsqueeze(0))
 
     def add_frames(self, frames: Tensor) -> None:
@@ -413,7 +220,9 @@ class EventMemory:
         n_leave = max(0, len(queue) - cfg.now_frames)
         leaving, self._now = queue[:n_leave], queue[n_leave:]
         # step A for every frame leaving the now window, batched (per-frame ToMe; rows are independent)
-        short = iter(merge_tokens(torch.stack(leaving), cfg.short_tokens, cfg.num_heads).unbind(0) if leaving else ())
+        short = iter(
+            merge_tokens(torch.stack(leaving), cfg.short_tokens, cfg.num_heads).unbind(0) if leaving else ()
+        )
         sims_iter = iter(sims)
         in_window = len(queue) - len(now)  # frames already in the now window before this chunk
         for _ in range(frames.shape[0]):
@@ -459,8 +268,8 @@ class EventMemory:
                 self._event_sims.append(event_similarity(self._events[-1].tokens, node.tokens, cfg.num_heads))
             self._events.append(node)
 
-    def _new_node(self, tokens: Tensor, **fields: Any) -> _Node:
-        node = _Node(uid=self._next_uid, tokens=tokens, **fields)
+    def _new_node(self, tokens: Tensor, **fields: Any) -> EventNode:
+        node = EventNode(uid=self._next_uid, tokens=tokens, **fields)
         self._next_uid += 1
         return node
 
@@ -468,7 +277,7 @@ class EventMemory:
     def _normaliser(self) -> int:
         return self._last_pos + len(self._short) + len(self._now)
 
-    def _merged(self, first: _Node, second: _Node, touched: _Touched | None) -> _Node:
+    def _merged(self, first: EventNode, second: EventNode, touched: TouchedKeys | None) -> EventNode:
         key = (first.uid, second.uid)
         node = self._merge_cache.get(key) if touched is not None else None
         if node is None:
@@ -487,7 +296,7 @@ class EventMemory:
             touched.merges.add(key)
         return node
 
-    def _similarity(self, first: _Node, second: _Node, touched: _Touched | None) -> float:
+    def _similarity(self, first: EventNode, second: EventNode, touched: TouchedKeys | None) -> float:
         key = (first.uid, second.uid)
         sim = self._sim_cache.get(key) if touched is not None else None
         if sim is None:
@@ -499,8 +308,8 @@ class EventMemory:
         return sim
 
     def _consolidate(
-        self, nodes: list[_Node], sims: list[float], touched: _Touched | None
-    ) -> tuple[list[_Node], list[float]]:
+        self, nodes: list[EventNode], sims: list[float], touched: TouchedKeys | None
+    ) -> tuple[list[EventNode], list[float]]:
         """Step C on copies of ``nodes``/``sims``: merge the cheapest adjacent pair until within quota.
 
         ``touched`` (deferred policy) enables the merge/similarity caches and records the keys used.
@@ -536,13 +345,13 @@ class EventMemory:
         """Eager policy: merge now, with the current frame count as time normaliser."""
         self._events, self._event_sims = self._consolidate(self._events, self._event_sims, touched=None)
 
-    def _consolidated(self) -> list[_Node]:
+    def _consolidated(self) -> list[EventNode]:
         """Events as ``read`` lays them out (deferred: replayed on a copy, cached per frame count)."""
         if self.config.consolidation == "eager":
             return self._events
         if self._plan is not None and self._plan[0] == self._num_frames:
             return self._plan[1]
-        touched = _Touched()
+        touched = TouchedKeys()
         nodes, _ = self._consolidate(self._events, self._event_sims, touched)
         # keep only what this read touched: older merge trees can reappear, but then they are recomputed
         self._merge_cache = {key: node for key, node in self._merge_cache.items() if key in touched.merges}

@@ -1,9 +1,9 @@
 """Tiny StreamForest checkpoints in exactly the released format, built locally (tests, demo, CI).
 
-Nothing is downloaded: the tokenizer is a byte-level BPE trained here with ``tokenizers`` (Qwen special
-tokens ``<|endoftext|>`` (pad/bos), ``<|im_start|>``, ``<|im_end|>`` (eos)), the weights are random
-(seeded). Sizes (docs/ARCHITECTURE.md): SigLIP 56² / patch 14 (P = 16), width 64, 4 heads, 3 layers
-before truncation, MLP 128; Qwen2 width 64, 2 layers, 4 / 2 KV heads, MLP 128.
+Nothing is downloaded: the tokenizer is a byte-level BPE trained here with ``tokenizers`` and saved with
+Qwen2's pre-tokenizer (Qwen special tokens ``<|endoftext|>`` (pad/bos), ``<|im_start|>``, ``<|im_end|>`` (eos)),
+the weights are random (seeded). Sizes (docs/ARCHITECTURE.md): SigLIP 56² / patch 14 (P = 16), width 64,
+4 heads, 3 layers before truncation, MLP 128; Qwen2 width 64, 2 layers, 4 / 2 KV heads, MLP 128.
 
     python -m streamforest.tiny OUT_DIR [--projector tome729_fstw_pemf] [--seed 0]
     python -m streamforest.tiny --describe-real      # parameter counts of the real architecture (meta device)
@@ -22,7 +22,7 @@ import torch
 from streamforest.console import say
 from streamforest.model.config import RELEASED_PRESETS, SO400M_VISION_CONFIG, LlavaQwenConfig, checkpoint_keys
 from streamforest.model.llava_qwen import LlavaQwenForCausalLM
-from streamforest.model.loader import save_released
+from streamforest.model.loader import load_tokenizer, save_released
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,15 @@ __all__ = [
     "describe_real",
     "make_tiny_checkpoint",
     "make_tiny_tokenizer",
+    "real_config",
     "tiny_config",
 ]
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+"""Pre-tokenizer split pattern of Qwen2's ``tokenizer.json`` (digits one by one). The tiny tokenizer.json uses it
+(NFC, this split, byte-level without regex) so that prompts — time messages included — split like Qwen2's."""
 
 TINY_VISION_CONFIG: dict[str, Any] = {
     **SO400M_VISION_CONFIG,
@@ -75,7 +80,7 @@ Describe the scene. A road with trees, buildings, a white line, a blue sky and t
 
 
 def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -87,6 +92,15 @@ def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
+    # Used (and saved) with Qwen2's normaliser and pre-tokenizer; the merges stay those learned above, so ids
+    # equal what transformers 5's Qwen2Tokenizer always gave for these files.
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     return tok
 
 
@@ -95,7 +109,7 @@ def make_tiny_tokenizer(
 ) -> Any:
     """Train a byte-level BPE tokenizer on a built-in corpus (+ ``texts``) and save it to ``out_dir``.
 
-    Returns the ``PreTrainedTokenizerFast`` (loadable again with ``AutoTokenizer.from_pretrained(out_dir)``).
+    Returns the ``PreTrainedTokenizerFast`` (loadable again with ``streamforest.model.loader.load_tokenizer``).
     ``<|endoftext|>`` is pad (and nominal bos; none is added, like Qwen), ``<|im_end|>`` is eos.
     """
     from transformers import PreTrainedTokenizerFast
@@ -160,13 +174,10 @@ def make_tiny_checkpoint(
 ) -> Path:
     """Build a tiny released-format checkpoint in ``out_dir`` (config.json with ``model_type: qwen2``,
     sharded safetensors with released names, tokenizer files) and return the directory."""
-    from transformers import AutoTokenizer
-
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer = load_tokenizer(tokenizer_dir)
         tokenizer.save_pretrained(str(out))
     else:
         tokenizer = make_tiny_tokenizer(out, texts=texts)
@@ -188,11 +199,15 @@ def make_tiny_checkpoint(
     return out
 
 
-def describe_real() -> dict[str, int]:
-    """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
+def real_config(**overrides: Any) -> LlavaQwenConfig:
+    """Released-format config of the real StreamForest-Qwen2-7B architecture (REFERENCE §1.2, §3.1).
 
-    config = tiny_config(
-        "tome729_fstw_pemf",
+    SigLIP so400m (1152 wide, 16 heads, 384² / patch 14 → 729 tokens, 27 layers of which 26 are kept),
+    the ``tome729_fstw_pemf`` projector with the default memory, Qwen2-7B (3584 wide, 28 layers, 28 heads /
+    4 KV heads, MLP 18944, vocabulary 152064). Build it on the meta device or directly on an accelerator:
+    the weights are ~16 GB in bf16.
+    """
+    values: dict[str, Any] = dict(
         vocab_size=152064,
         hidden_size=3584,
         intermediate_size=18944,
@@ -200,12 +215,21 @@ def describe_real() -> dict[str, int]:
         num_attention_heads=28,
         num_key_value_heads=4,
         max_window_layers=28,
-        mm_hidden_size=1152,
+        bos_token_id=151643,
+        pad_token_id=151643,
+        eos_token_id=151645,
+        mm_hidden_size=SO400M_VISION_CONFIG["hidden_size"],
         vision_config=dict(SO400M_VISION_CONFIG),
         memory_config={},
     )
+    values.update(overrides)
+    return tiny_config("tome729_fstw_pemf", **values)
+
+
+def describe_real() -> dict[str, int]:
+    """Parameter counts of the real StreamForest-Qwen2-7B architecture, built on the meta device."""
     with torch.device("meta"):
-        model = LlavaQwenForCausalLM(config)
+        model = LlavaQwenForCausalLM(real_config())
     parts = {"vision_tower": 0, "mm_projector": 0, "llm": 0}
     for name, p in model.named_parameters():
         key = next((k for k in ("vision_tower", "mm_projector") if k in name), "llm")

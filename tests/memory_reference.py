@@ -1,4 +1,4 @@
-"""Test oracle: a literal transcription of the reference MemoryManager (spec §2.2–2.3), batch semantics.
+"""Test oracle: a literal transcription of the reference MemoryManager (REFERENCE §2.2–2.3), batch semantics.
 
 Used only by the tests. It deliberately mirrors the reference's data layout (lists of ``[1, K, C]``
 tensors, parallel Python lists for time / merge count / similarity) and recomputes everything from

@@ -34,7 +34,7 @@ def test_ask_at_time_uses_eval_sampling(sf: StreamForest, video: Path) -> None:
         3.7,
         4.6,
         5.5,
-    ]  # mid-bin of 60 frames in 7 bins (spec §5.3)
+    ]  # mid-bin of 60 frames in 7 bins (REFERENCE §5.3)
     again = sf.ask(video, "What is in the video?", at=6.0, max_new_tokens=4)
     assert again == answer  # greedy and deterministic
 

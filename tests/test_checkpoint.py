@@ -1,4 +1,4 @@
-"""Released checkpoint format (spec §3): tiny checkpoints, key names both ways, loader errors, round trips."""
+"""Released checkpoint format (REFERENCE §3): tiny checkpoints, key names both ways, loader errors, round trips."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ GOLDEN_KEYS = sorted(
     + [f"model.layers.{i}.{name}" for i in range(2) for name in _QWEN_LAYER]
     + [f"{_VT}encoder.layers.{i}.{name}" for i in range(2) for name in _SIGLIP_LAYER]  # 3 layers - 1 removed
 )
-"""Frozen key list of the tiny released-format checkpoint (spec §3.2 names; 68 tensors)."""
+"""Frozen key list of the tiny released-format checkpoint (REFERENCE §3.2 names; 68 tensors)."""
 
 
 def _stored_keys(ckpt: Path) -> dict[str, tuple[int, ...]]:
@@ -270,3 +270,54 @@ def test_llava_compat_files_are_thin() -> None:
     root = Path(__file__).resolve().parents[1] / "llava"
     for path in root.rglob("*.py"):
         assert len(path.read_text().splitlines()) < 100, path
+
+
+def test_released_checkpoint_with_other_tower_and_no_memory_config(tmp_path: Path) -> None:
+    """A released-format checkpoint with a 32-wide, 4-head SigLIP (54 px / patch 2 = 729 patches) and no
+    ``memory_config``: the memory takes width and heads from the tower (REFERENCE §2.1) and answers a video question."""
+    from llava.model.builder import load_pretrained_model
+    from streamforest.model.llava_qwen import LlavaQwenForCausalLM
+    from streamforest.prompts import build_inference_prompt, time_message, tokenizer_image_token
+    from streamforest.tiny import TINY_VISION_CONFIG, make_tiny_tokenizer, tiny_config
+
+    tokenizer = make_tiny_tokenizer(tmp_path)
+    vision = {
+        **TINY_VISION_CONFIG,
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "image_size": 54,
+        "patch_size": 2,
+    }
+    config = tiny_config(
+        vocab_size=64 * ((len(tokenizer) + 63) // 64),
+        mm_hidden_size=32,
+        vision_config=vision,
+        memory_config={},
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    )
+    torch.manual_seed(0)
+    save_released(LlavaQwenForCausalLM(config).to(torch.bfloat16), tmp_path, model_type="qwen2")
+    raw = json.loads((tmp_path / "config.json").read_text())
+    raw.pop("memory_config")
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert raw["model_type"] == "qwen2" and any(k.startswith(_VT) for k in _stored_keys(tmp_path))
+
+    tok, model, processor, _ = load_pretrained_model(
+        str(tmp_path), None, "other", device_map="cpu", torch_dtype="float32"
+    )
+    memory = model.get_model().mm_projector.memory_config
+    assert (memory.hidden_size, memory.num_heads, memory.now_tokens, memory.short_tokens) == (32, 4, 729, 128)
+    frames = torch.randint(
+        0, 256, (6, 40, 30, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    pixels = processor.preprocess(frames.numpy())["pixel_values"]
+    assert pixels.shape == (6, 3, 54, 54)
+    msg = time_message("short_online_v2", [str(float(i)) for i in range(6)], 6.0)
+    ids = tokenizer_image_token(
+        build_inference_prompt("What is the person doing?", msg), tok, return_tensors="pt"
+    )
+    with torch.no_grad():
+        out = model.generate(
+            ids[None], images=[pixels], modalities=["video"], max_new_tokens=3, do_sample=False
+        )
+    assert out.shape == (1, 3) and isinstance(tok.decode(out[0]), str)

@@ -1,4 +1,4 @@
-"""Modality-grouped length sampler (spec §4.10) with a seeded generator."""
+"""Modality-grouped length sampler (REFERENCE §4.10) with a seeded generator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Label masking of the qwen_2 and plain recipes (spec §4.6), collator (§4.7), skip handling."""
+"""Label masking of the qwen_2 and plain recipes (REFERENCE §4.6), collator (§4.7), skip handling."""
 
 from __future__ import annotations
 

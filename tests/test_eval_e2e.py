@@ -201,7 +201,7 @@ def test_adapter_prompt_generation_and_reuse(adapter, tmp_path: Path) -> None:
     requests = [_request("generate_until", ("Q1?", dict(gen), lambda doc: visual, i, "t", "train")) for i in (0, 1)]
     assert lmm.generate_until(requests) == ["B", "B"]
     assert len(model.encoded) == 1  # same (video, clip): frames encoded once
-    # clip [0, 2.5] s of a 10-fps video (spec §5.3): n_clip = 25, N = floor(2.5 + 1) = 3 raised to min 4;
+    # clip [0, 2.5] s of a 10-fps video (REFERENCE §5.3): n_clip = 25, N = floor(2.5 + 1) = 3 raised to min 4;
     # bins [0,6,12,18,25] -> mid indices 2, 8, 14, 21 -> "0.2", "0.8", "1.4", "2.1" s
     assert model.encoded[0] == ((4, 3, 56, 56), ("video",))
     ids, kwargs = model.calls[0]

@@ -1,4 +1,4 @@
-"""Answer extraction and metrics of streamforest.eval.scoring, pinned on the reference rules (spec §5.4, §8.7)."""
+"""Answer extraction and metrics of streamforest.eval.scoring, pinned on the reference rules (REFERENCE §5.4, §8.7)."""
 
 from __future__ import annotations
 
@@ -153,9 +153,27 @@ def test_reference_excludes_empty_strict_counts_it_wrong() -> None:
 def test_aggregation_edge_cases() -> None:
     assert scoring.accuracy_reference([]) == 0.0
     assert scoring.accuracy_strict([]) == 0.0
-    only_empty = [scoring.make_record(0, "  ", "A")]
+    only_empty = [scoring.make_record(0, "", "A")]
     assert only_empty[0]["empty"] is True
     assert scoring.accuracy_reference(only_empty) == 0.0
+
+
+@pytest.mark.parametrize("blank", [" ", "  ", "\n", " \t\n"])
+def test_reference_drops_exactly_empty_string(blank: str) -> None:
+    """Issue 10 §5: the reference aggregations drop a prediction only when it equals "" (whitespace is an answer)."""
+    doc = {"candidates": ["red", "green"], "answer": "red"}
+    records = [
+        scoring.mcq_record(doc, ["A"]),
+        scoring.mcq_record(doc, [blank]),
+        scoring.mcq_record(doc, [""]),
+        scoring.mcq_record(doc, []),
+    ]
+    assert [r["empty"] for r in records] == [False, False, True, True]
+    assert records[1]["pred"] == blank and records[1]["score"] == 0
+    assert scoring.accuracy_reference(records) == pytest.approx(50.0)  # 1 correct of 2 answered
+    assert scoring.aggregate("x", records, strict=False) == pytest.approx(50.0)
+    assert scoring.aggregate("x", records, strict=True) == pytest.approx(25.0)  # strict: all four count
+    assert scoring.breakdown([{**r, "categories": {"t": "a"}} for r in records])["t"]["a"]["empty"] == 2.0
 
 
 def test_breakdown_and_macro_average(caplog: pytest.LogCaptureFixture) -> None:
@@ -171,7 +189,7 @@ def test_breakdown_and_macro_average(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_first_response() -> None:
-    assert scoring.first_response([" B \n"]) == "B"
+    assert scoring.first_response([" B \n"]) == " B \n"  # as given: the reference scores results[0] unstripped
     assert scoring.first_response([]) == ""
     assert scoring.first_response([None]) == ""
     assert scoring.first_response([["r1", "r2"]]) == "r2"

@@ -78,11 +78,11 @@ def test_config_defaults_are_the_reference_values():
         "merge_weight": 0.4,
         "consolidation": "deferred",
     }
-    assert cfg.max_tokens == 9049  # spec §2.4
+    assert cfg.max_tokens == 9049  # REFERENCE §2.4
     demo = MemoryConfig.demo_online()
     assert (demo.short_frames, demo.now_tokens, demo.short_tokens) == (6, 64, 16)
     assert (demo.event_window, demo.long_tokens_per_frame, demo.long_token_quota) == (4, 16, 800)
-    assert demo.max_tokens == 1008  # spec §2.4: 800 + 9·16 + 64
+    assert demo.max_tokens == 1008  # REFERENCE §2.4: 800 + 9·16 + 64
     assert MemoryConfig.from_dict(TINY.to_dict()) == TINY
 
 

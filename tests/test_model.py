@@ -194,7 +194,7 @@ def test_memory_config_from_config(tiny_checkpoint: Path) -> None:
 
 
 def test_real_architecture_parameter_counts_on_meta_device() -> None:
-    """so400m minus its last layer and the MLP match spec §1.2 / §1.6 exactly (no weights built)."""
+    """so400m minus its last layer and the MLP match REFERENCE §1.2 / §1.6 exactly (no weights built)."""
     from streamforest.tiny import describe_real
 
     counts = describe_real()

@@ -81,7 +81,7 @@ def test_state_dict_is_only_the_mlp(kind):
 
 def test_reference_mlp_size_and_legacy_types():
     proj = build_projector("tome729_fstw_pemf", mm_hidden_size=1152, hidden_size=3584, num_heads=16, grid=27)
-    assert sum(p.numel() for p in proj.parameters()) == 16_980_992  # spec §1.6
+    assert sum(p.numel() for p in proj.parameters()) == 16_980_992  # REFERENCE §1.6
     assert proj.memory_config == MemoryConfig()
     linear = build_projector("linear", **TINY)
     assert list(linear.state_dict()) == ["mlp.0.weight", "mlp.0.bias"]

@@ -22,7 +22,7 @@ from streamforest.prompts import (
 
 REPO = Path(__file__).resolve().parents[1]
 
-# spec §5.2 item 4: ODV-Bench, clip [0 s, 36 s] of a 30-fps video -> 37 frames, first 0.5 s, last 35.5 s
+# REFERENCE §5.2 item 4: ODV-Bench, clip [0 s, 36 s] of a 30-fps video -> 37 frames, first 0.5 s, last 35.5 s
 SEC_37 = frame_timestamps([14 + 29 * k for k in range(36)] + [1064], 30.0)
 V2_37 = (
     "\nThe video contains 37 frames sampled from the past 35.0 seconds ago (0.5s of the entire video) "
@@ -82,7 +82,7 @@ def test_train_insertion_moves_image_to_front_and_appends_message():
     assert insert_time_message_train("What is ahead?\n<image>", msg) == "<image>" + V2_37.rstrip() + " \nWhat is ahead?"
     # already at the front: only the replacement
     assert insert_time_message_train("<image>\nWhat is ahead?", msg) == "<image>" + V2_37.rstrip() + " \nWhat is ahead?"
-    # exact text the model was trained on (spec §1.11)
+    # exact text the model was trained on (REFERENCE §1.11)
     assert insert_time_message_train("<image>\nQ?", msg) == (
         "<image>\nThe video contains 37 frames sampled from the past 35.0 seconds ago (0.5s of the entire video) "
         "up to the present moment (35.5s of the entire video). \nQ?"

@@ -1,4 +1,4 @@
-"""Splice of visual tokens at <image> placeholders (spec §1.8) and the SigLIP image processor (§1.3)."""
+"""Splice of visual tokens at <image> placeholders (REFERENCE §1.8) and the SigLIP image processor (§1.3)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
 
 
 def _sampled_indices(vlen: int, fps: float, end: float) -> list[int]:
-    """Reference decord clip sampling (spec §5.3): ``dynamic_fps1``, mid-bin, clip ``[0, end]``, min 4 frames."""
+    """Reference decord clip sampling (REFERENCE §5.3): ``dynamic_fps1``, mid-bin, clip ``[0, end]``, min 4 frames."""
     e = min(vlen / fps - 0.1, end)
     n_clip = int(e * fps)
     n = int(n_clip / fps + 1)

@@ -1,4 +1,4 @@
-"""Stage configs: every shipped YAML parses, validates and matches the reference table (spec §4.12);
+"""Stage configs: every shipped YAML parses, validates and matches the reference table (REFERENCE §4.12);
 overrides, unknown keys, DeepSpeed JSONs (§4.13), optimizer groups (§4.9), tunable parts (§4.8)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from streamforest.train.config import ConfigError, load_config, save_config
 REPO = Path(__file__).resolve().parents[1]
 CFG = REPO / "configs" / "train"
 
-# spec §4.12, transcribed: projector, tunable parts, lr, vision lr, batch, accum, max len, deepspeed, attn,
+# REFERENCE §4.12, transcribed: projector, tunable parts, lr, vision lr, batch, accum, max len, deepspeed, attn,
 # frames up/low, local frames, sample, time msg, encode type, mm_local, mm_pos, grouped, save steps,
 # workers, drop_last, prompt version, init weights
 REFERENCE = {

@@ -207,6 +207,11 @@ def _read_annotations(path: str, where: str) -> list[Any]:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise DataListError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise DataListError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); annotation files "
+            "must be UTF-8: re-encode it (e.g. iconv -f latin1 -t utf-8)"
+        ) from e
     if not isinstance(data, list):
         raise DataListError(f"{path}: a .json annotation file must hold a list of records, got {type(data).__name__}")
     return data
@@ -219,7 +224,12 @@ def _parse_entry(raw: Any, i: int, yaml_path: Path, root_map: Mapping[str, str])
     unknown = set(raw) - _ENTRY_KEYS
     if unknown:
         raise DataListError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
-    if not isinstance(raw.get("json_path"), str) or not raw["json_path"]:
+    if "json_path" in raw and not isinstance(raw["json_path"], str):
+        raise DataListError(
+            f"{where}: field 'json_path' must be one path (a string), got {raw['json_path']!r}; "
+            "list several annotation files as separate entries under 'datasets:'"
+        )
+    if not raw.get("json_path"):
         raise DataListError(f"{where}: field 'json_path' is missing; give the path of a .json or .jsonl annotation file")
     media_type = raw.get("media_type")
     if media_type is not None and media_type not in MEDIA_TYPES:
@@ -321,6 +331,8 @@ def load_data_list(
         doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise DataListError(f"{yaml_path}: invalid YAML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise DataListError(f"{yaml_path}: not UTF-8 text (offset {e.start}); save the data list as UTF-8") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), list) or not doc["datasets"]:
         raise DataListError(f"{yaml_path}: top-level key 'datasets' is missing or empty; expected 'datasets:' followed by a list of entries")
     root_map = effective_root_map(parse_root_map(data_root_map))

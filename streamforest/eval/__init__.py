@@ -3,6 +3,8 @@
 * :mod:`streamforest.eval.scoring` — answer extraction and metrics (reference and strict) for all tasks.
 * :mod:`streamforest.eval.media` — annotation/video locations (``streamforest/assets/eval_paths.yaml`` + env vars),
   doc loading and ``[path, media_dict]`` visuals.
+* :mod:`streamforest.eval.official` — readers of the benchmarks' own release files (OVO-Bench, StreamingBench)
+  and the per-config layout detection.
 * :mod:`streamforest.eval.manifest` — the ``lmms_eval.models`` entry point (model id ``streamforest``).
 * :mod:`streamforest.eval.adapter` — the lmms model class (imports lmms-eval; loaded only by lmms-eval).
 
@@ -12,4 +14,4 @@ Nothing here imports lmms-eval at package import time.
 
 from __future__ import annotations
 
-__all__ = ["media", "scoring"]
+__all__ = ["media", "official", "scoring"]

@@ -41,6 +41,19 @@ class MediaNotFoundError(FileNotFoundError):
     """A video or frame folder that a doc refers to does not exist (the message says what to download)."""
 
 
+def show_eval_logs(level: int = logging.INFO) -> None:
+    """Make the ``streamforest.eval`` logs (annotation layout read, per-category breakdowns) visible when lmms-eval
+    runs our tasks: lmms-eval logs through loguru and leaves the standard ``logging`` module unconfigured. Does
+    nothing when the application has configured logging itself (a root handler exists)."""
+    log = logging.getLogger("streamforest.eval")
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Paths configuration
 # ----------------------------------------------------------------------------------------------------------
@@ -190,20 +203,26 @@ def _read_annotation_file(path: Path) -> list[dict[str, Any]]:
     return data
 
 
+def check_docs(docs: Sequence[Any], required: Sequence[str], source: str, bench: str) -> None:
+    """Each doc must be an object with the ``required`` fields (the error names ``source`` and the doc)."""
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise AnnotationError(f"{source}: doc {i} is a {type(doc).__name__}, expected an object")
+        missing = [field for field in required if field not in doc]
+        if missing:
+            raise AnnotationError(
+                f"{source}: doc {i} lacks field(s) {missing} required by {bench}; fix the annotation "
+                f"(docs need {list(required)})"
+            )
+
+
 def load_docs(bench: str, config: str, required: Sequence[str] = ()) -> list[dict[str, Any]]:
     """All docs of ``config``, each checked to be an object with the ``required`` fields."""
     docs: list[dict[str, Any]] = []
     for path in annotation_files(bench, config):
-        for i, doc in enumerate(_read_annotation_file(path)):
-            if not isinstance(doc, dict):
-                raise AnnotationError(f"{path}: doc {i} is a {type(doc).__name__}, expected an object")
-            missing = [field for field in required if field not in doc]
-            if missing:
-                raise AnnotationError(
-                    f"{path}: doc {i} lacks field(s) {missing} required by {bench}; fix the annotation "
-                    f"(docs need {list(required)})"
-                )
-            docs.append(doc)
+        file_docs = _read_annotation_file(path)
+        check_docs(file_docs, required, str(path), bench)
+        docs.extend(file_docs)
     if not docs:
         raise AnnotationError(f"{anno_dir(bench)}: config '{config}' of {bench} holds no docs")
     logger.info("%s/%s: %d docs", bench, config, len(docs))
@@ -228,13 +247,19 @@ def docs_to_dataset(docs: Sequence[Mapping[str, Any]], source: str = "annotation
     return datasets.Dataset(pa.table(columns))
 
 
-def make_process_docs(bench: str, config: str, required: Sequence[str] = ()) -> Callable[[Any], Any]:
+DocLoader = Callable[[str, str, Sequence[str]], list[dict[str, Any]]]
+
+
+def make_process_docs(
+    bench: str, config: str, required: Sequence[str] = (), loader: DocLoader | None = None
+) -> Callable[[Any], Any]:
     """An lmms-eval ``process_docs`` that ignores the placeholder split and returns the real docs, each
-    tagged with ``sf_config`` (the config name: it selects the video sub-folder and labels breakdowns)."""
+    tagged with ``sf_config`` (the config name: it selects the video sub-folder and labels breakdowns).
+    ``loader(bench, config, required)`` reads the docs (default :func:`load_docs`)."""
 
     def process_docs(placeholder: Any) -> Any:
         del placeholder
-        docs = [{**doc, "sf_config": config} for doc in load_docs(bench, config, required)]
+        docs = [{**doc, "sf_config": config} for doc in (loader or load_docs)(bench, config, required)]
         return docs_to_dataset(docs, source=f"{anno_dir(bench)}/{config}")
 
     process_docs.__name__ = f"process_docs_{bench}_{config}"

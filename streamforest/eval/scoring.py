@@ -11,8 +11,8 @@ sample logs) built by :func:`make_record`::
 and every benchmark reports two numbers side by side:
 
 * the **reference** metric — what the published numbers use. For the streaming/MC benchmarks
-  (ODV-Bench, StreamingBench, OVBench, OVO-Bench, MLVU, MVBench) an empty prediction is *removed from the
-  denominator*; Video-MME and PerceptionTest count it wrong.
+  (ODV-Bench, StreamingBench, OVBench, OVO-Bench, MLVU, MVBench) an empty prediction (exactly ``""``;
+  whitespace is an answer) is *removed from the denominator*; Video-MME and PerceptionTest count it wrong.
 * the **strict** metric — an empty prediction (including a sample whose video failed to decode) is wrong.
 """
 
@@ -197,15 +197,29 @@ def ovo_far_correct(subtask: str, answer: str, pred: str) -> bool:
     return single_integer(pred) == single_integer(str(answer))
 
 
+def ovo_official_far_correct(subtask: str, answer: str, pred: str) -> bool:
+    """OVO-Bench's own forward scorer (``utils/OVOBenchScore.py``), used for docs of the official release file.
+
+    REC: all digit runs of the prediction joined equal the count (``answer``); SSR/CRR (``answer`` ``"Yes"`` or
+    ``"No"``): the prediction is exactly ``"Y"``/``"N"`` accordingly, or contains ``answer`` (case-sensitive)."""
+    if subtask.upper() == "REC":
+        return "".join(_INTEGER.findall(pred)) == str(answer)
+    return pred == str(answer)[:1] or str(answer) in pred
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Records and aggregation
 # ----------------------------------------------------------------------------------------------------------
 
 
 def make_record(score: int | bool, pred: str, gt: Any, categories: Mapping[str, Any] | None = None) -> dict:
-    """A per-sample record for lmms-eval (``empty`` = the stripped prediction is empty)."""
+    """A per-sample record for lmms-eval.
+
+    ``empty`` is ``pred == ""`` exactly, as in the reference aggregations: a whitespace-only prediction is an
+    answer (scored, usually wrong), not an empty one. The strict metric ignores the flag.
+    """
     cats = {str(k): ("" if v is None else str(v)) for k, v in (categories or {}).items()}
-    return {"score": int(score), "empty": pred.strip() == "", "pred": pred, "gt": gt, "categories": cats}
+    return {"score": int(score), "empty": pred == "", "pred": pred, "gt": gt, "categories": cats}
 
 
 def accuracy_reference(records: Sequence[Mapping[str, Any]], scale: float = 100.0) -> float:
@@ -253,6 +267,19 @@ def macro_average(records: Sequence[Mapping[str, Any]], key: str, strict: bool =
         return 0.0
     field = "strict" if strict else "reference"
     return sum(row[field] for row in table.values()) / len(table)
+
+
+def task_mean(records: Sequence[Mapping[str, Any]], keys: Sequence[str], strict: bool = False) -> float:
+    """Unweighted mean of per-task accuracies, the task of a record being its first category among ``keys``
+    (records with none form one task ``""``, so none is dropped). OVO-Bench's track score."""
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        cats = r.get("categories", {})
+        groups[next((str(cats[k]) for k in keys if cats.get(k)), "")].append(r)
+    if not groups:
+        return 0.0
+    score = accuracy_strict if strict else accuracy_reference
+    return sum(score(rs) for rs in groups.values()) / len(groups)
 
 
 def log_breakdown(name: str, records: Sequence[Mapping[str, Any]], scale: float = 100.0) -> None:
@@ -308,13 +335,17 @@ def aggregate(
 
 
 def first_response(results: Sequence[Any]) -> str:
-    """The model's (stripped) answer from lmms-eval's ``results`` list (``""`` when missing)."""
+    """The model's answer from lmms-eval's ``results`` list, as given (``""`` when missing).
+
+    Not stripped: the reference tasks score ``results[0]`` as received (the model wrapper already strips its
+    outputs; every extractor here tolerates surrounding whitespace), so emptiness means exactly ``""``.
+    """
     if not results:
         return ""
     value = results[0]
     if isinstance(value, list):  # multi-round outputs: the last round answers the question
         value = value[-1] if value else ""
-    return "" if value is None else str(value).strip()
+    return "" if value is None else str(value)
 
 
 def doc_categories(doc: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
@@ -329,8 +360,10 @@ def doc_categories(doc: Mapping[str, Any], fields: Iterable[str]) -> dict[str, A
 
 
 def mcq_record(doc: Mapping[str, Any], results: Sequence[Any], category_fields: Iterable[str] = ()) -> dict:
-    """Score a common-format doc (``candidates``, ``answer``) with :func:`mcq_acc`."""
+    """Score a common-format doc (``candidates``, ``answer``) with :func:`mcq_acc`. The ground-truth letter is the
+    doc's ``sf_answer_letter`` when it has one (official release files give the answer's index, which stays exact
+    when two options read the same), else the letter of the candidate equal to ``answer``."""
     pred = first_response(results)
-    gt = answer_letter(list(doc["candidates"]), doc["answer"])
+    gt = doc.get("sf_answer_letter") or answer_letter(list(doc["candidates"]), doc["answer"])
     score = mcq_acc(gt, pred) if gt is not None else 0
     return make_record(score, pred, gt, doc_categories(doc, category_fields))

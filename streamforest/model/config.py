@@ -8,7 +8,7 @@ the reference — ``"model_type": "qwen2"``. We keep the flat keys exactly (so r
 * ``vision_config`` — optional dict with the SigLIP vision architecture *before* truncation; absent in
   released files, in which case :data:`SO400M_VISION_CONFIG` (the architecture the reference hard-codes) is used;
 * ``memory_config`` — optional dict of :class:`streamforest.memory.MemoryConfig` fields; reference
-  defaults when absent;
+  defaults when absent, with width and ToMe heads taken from the vision tower;
 * the checkpoint schema — :data:`RELEASED_KEYS` (every flat key of a released ``config.json`` and its released
   value), :data:`RELEASED_PRESETS` (the keys that differ between released checkpoints), :data:`STORED_ONLY_KEYS`
   (keys carried verbatim that nothing reads) and :func:`checkpoint_keys`. The trainer, the builder and the tiny
@@ -333,7 +333,12 @@ class LlavaQwenConfig(Qwen2Config):
         return vision_config_of(self)
 
     def memory_settings(self) -> Any:
-        """``streamforest.memory.MemoryConfig`` from ``memory_config`` (reference defaults when absent)."""
+        """``streamforest.memory.MemoryConfig`` from ``memory_config`` over the reference defaults.
+
+        Width and ToMe heads not given in ``memory_config`` come from the vision tower (``mm_hidden_size``
+        and the tower's ``num_attention_heads``), as the reference builds its memory from the tower it
+        loaded (REFERENCE §2.1); the other fields keep the reference defaults.
+        """
         from streamforest.memory import MemoryConfig
 
         given = getattr(self, "memory_config", None) or {}
@@ -345,4 +350,9 @@ class LlavaQwenConfig(Qwen2Config):
             raise ValueError(
                 f"config.json field 'memory_config' has unknown keys {unknown}; known keys: {sorted(known)}"
             )
-        return MemoryConfig(**given)
+        vision = vision_config_of(self)
+        tower = {
+            "hidden_size": int(getattr(self, "mm_hidden_size", None) or vision["hidden_size"]),
+            "num_heads": int(vision["num_attention_heads"]),
+        }
+        return MemoryConfig(**{**tower, **given})

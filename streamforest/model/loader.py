@@ -8,6 +8,8 @@ untied ``lm_head``) and the tokenizer files.
 * :func:`load_pretrained` dispatches on ``architectures[0]`` (not ``model_type``), accepts both
   ``"qwen2"`` and ``"llava_qwen"``, refuses missing/unexpected/mis-shaped weights, honours ``dtype``
   (``"auto"`` = the checkpoint's ``torch_dtype``) and never resizes the embeddings (reference bug 16).
+* :func:`load_tokenizer` loads the tokenizer exactly as the checkpoint's ``tokenizer.json`` describes it (the one
+  tokenizer load path of the package).
 * :func:`save_released` writes exactly that format (our own writer, explicit key mapping).
 * :func:`to_released_key` / :func:`from_released_key` map between our module names (transformers 5's
   flattened ``SiglipVisionModel``) and the released names.
@@ -25,6 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from streamforest.model import checks
 from streamforest.model.config import LlavaQwenConfig
 from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 from streamforest.model.processor import SigLipImageProcessor
@@ -40,6 +43,7 @@ __all__ = [
     "is_streamforest_checkpoint",
     "load_config",
     "load_pretrained",
+    "load_tokenizer",
     "read_config_json",
     "resolve_dtype",
     "resolve_local_dir",
@@ -166,6 +170,7 @@ def load_config(
     ckpt = resolve_local_dir(path)
     raw = _read_config_json(ckpt)
     raw.update(dict(overrides or {}))
+    checks.check_config_values(raw, ckpt / "config.json")
     if memory_config is not None:
         raw["memory_config"] = {**(raw.get("memory_config") or {}), **dict(memory_config)}
     raw.pop("model_type", None)  # released files say "qwen2", ours "llava_qwen": both describe this class
@@ -179,6 +184,32 @@ def load_config(
     if config.is_multimodal:
         config.multimodal.validate()
     return config
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer of a checkpoint (or LLM) directory, exactly as its files describe it.
+
+    With a ``tokenizer.json``: a ``PreTrainedTokenizerFast`` over that file as written, plus the special tokens,
+    padding side and maximum length of ``tokenizer_config.json`` — ids equal
+    ``tokenizers.Tokenizer.from_file(<dir>/tokenizer.json)``, as with transformers 4.x in the reference.
+    ``AutoTokenizer`` is not used there: under transformers 5 it resolves ``model_type: "qwen2"`` to
+    ``Qwen2Tokenizer``, which replaces the file's pre-tokenizer with its own regex (identical for Qwen2's own
+    files, different ids for any other). Without ``tokenizer.json`` (``vocab.json`` + ``merges.txt`` only) the
+    directory is loaded with ``AutoTokenizer``.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    ckpt = resolve_local_dir(path)
+    has_file = (ckpt / "tokenizer.json").is_file()
+    try:
+        if has_file:
+            return PreTrainedTokenizerFast.from_pretrained(str(ckpt))
+        logger.info("%s has no tokenizer.json; loading its tokenizer with AutoTokenizer", ckpt)
+        return AutoTokenizer.from_pretrained(str(ckpt))
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"no usable tokenizer in {ckpt} (tokenizer.json / tokenizer_config.json): {err}"
+        ) from err
 
 
 def _check_loading_info(ckpt: Path, info: Mapping[str, Any]) -> None:
@@ -220,24 +251,19 @@ def load_pretrained(
         overrides: config keys to overwrite (the reference's ``overwrite_config``).
         memory_config: ``MemoryConfig`` fields to overwrite (merged over ``config.json``'s ``memory_config``).
     """
-    from transformers import AutoTokenizer
-
-
     ckpt = resolve_local_dir(path)
     config = load_config(ckpt, overrides, memory_config)
+    checks.check_tokenizer_files(ckpt)
+    checks.check_weight_files(ckpt, config)
     torch_dtype = resolve_dtype(dtype, _read_config_json(ckpt))
     attn = resolve_attn_implementation(attn_implementation)
     model, info = LlavaQwenForCausalLM.from_pretrained(
         str(ckpt), config=config, dtype=torch_dtype, attn_implementation=attn, output_loading_info=True
     )
     _check_loading_info(ckpt, info)
+    checks.check_finite(model, ckpt)
     model.to(device=torch.device(device)).eval()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
-    except (OSError, ValueError) as err:
-        raise FileNotFoundError(
-            f"no usable tokenizer in {ckpt} (tokenizer.json / tokenizer_config.json): {err}"
-        ) from err
+    tokenizer = load_tokenizer(ckpt)
     processor = None
     if config.is_multimodal:
         processor = SigLipImageProcessor(size=model.get_vision_tower().image_size)

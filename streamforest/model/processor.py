@@ -1,5 +1,8 @@
 """SigLIP image processor of the reference (REFERENCE §1.3): bicubic squash to S×S, [0,255] → [-1,1], CHW.
 
+Pixel values are bit-identical to the reference processor: rescale in float64, cast to float32, normalise in
+float32 (a per-level lookup table computed with exactly those ops).
+
 The reference resized numpy uint8 frames through PIL (transformers' ``resize`` converts to a PIL image),
 so we resize with ``PIL.Image.resize(BICUBIC)`` on uint8 too — torch's bicubic interpolation gives
 different values.
@@ -49,10 +52,23 @@ class SigLipImageProcessor:
         if not arrays:
             raise ValueError("image processor got no images (an empty list or a stack of 0 frames)")
         resized = np.stack([self._resize(a) for a in arrays])  # [T,S,S,3] uint8
-        pixels = torch.from_numpy(resized).permute(0, 3, 1, 2).float() * self.rescale_factor
-        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
-        return {"pixel_values": (pixels - mean) / std}
+        table = self._value_table()
+        pixels = np.empty((resized.shape[0], 3, self.size, self.size), dtype=np.float32)
+        for c in range(3):
+            pixels[:, c] = table[c][resized[..., c]]
+        return {"pixel_values": torch.from_numpy(pixels)}
+
+    def _value_table(self) -> np.ndarray:
+        """``[3, 256]`` float32: the normalised value of every uint8 level, per channel.
+
+        The reference's ops exactly (REFERENCE §1.3, transformers' ``rescale`` then ``normalize``): the
+        uint8 value times ``rescale_factor`` in float64, cast to float32, then ``(x - mean) / std`` in float32.
+        Multiplying in float32 instead differs by 1 ULP on some levels.
+        """
+        levels = (np.arange(256, dtype=np.float64) * self.rescale_factor).astype(np.float32)
+        mean = np.asarray(self.image_mean, dtype=np.float32)[:, None]
+        std = np.asarray(self.image_std, dtype=np.float32)[:, None]
+        return (levels[None, :] - mean) / std
 
     def _resize(self, array: np.ndarray) -> np.ndarray:
         """Bicubic (PIL) resize of one ``[H,W,3]`` uint8 image to ``[S,S,3]``."""

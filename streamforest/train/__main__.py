@@ -13,6 +13,7 @@ import sys
 from streamforest.console import say
 from streamforest.train.config import ConfigError, load_config
 from streamforest.train.run import run, setup_logging, shutdown
+from streamforest.train.safety import CheckpointSaveError, OutputDirError, die_with_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         say(__doc__ or "")
         return 0 if argv else 2
+    die_with_launcher()  # under torchrun: do not outlive the launcher (it started us in our own session)
     setup_logging()
     try:
         cfg = load_config(argv[0], argv[1:])
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(cfg)
+    except (OutputDirError, CheckpointSaveError) as e:
+        say(f"error: {e}", err=True)
+        return 1
     finally:
         shutdown()
     return 0

@@ -23,6 +23,7 @@ from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 from streamforest.model.loader import (
     is_streamforest_checkpoint,
     load_pretrained,
+    load_tokenizer,
     read_config_json,
     resolve_local_dir,
 )
@@ -160,8 +161,6 @@ def _dtype(cfg: StageConfig) -> torch.dtype:
 
 def build_from_llm(cfg: StageConfig) -> BuiltModel:
     """Plain Qwen2 checkpoint + SigLIP checkpoint → a fresh LlavaQwen model (projector randomly initialised)."""
-    from transformers import AutoTokenizer
-
     m = cfg.model
     if not m.vision_tower:
         raise ValueError(f"{cfg.source}: model.vision_tower is required when model_name_or_path is a plain LLM")
@@ -189,7 +188,7 @@ def build_from_llm(cfg: StageConfig) -> BuiltModel:
     tower = model.get_vision_tower()
     kept = len(tower.vision_tower.encoder.layers)
     load_into(tower.vision_tower, siglip_state_dict(vt_dir, kept), what=f"SigLIP weights from {vt_dir}")
-    tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
+    tokenizer = load_tokenizer(llm_dir)
     logger.info("built LlavaQwen from LLM %s + vision tower %s (%s)", llm_dir, vt_dir, m.mm_projector_type)
     return BuiltModel(tokenizer, model, SigLipImageProcessor(size=tower.image_size))
 

@@ -309,7 +309,31 @@ def validate(cfg: StageConfig) -> StageConfig:
         raise ConfigError(f"{src}: lora.bits must be 4, 8 (QLoRA) or 16 (plain LoRA)")
     if lo.enable and "mm_language_model" not in m.mm_tunable_parts:
         raise ConfigError(f"{src}: lora.enable needs 'mm_language_model' in model.mm_tunable_parts (LoRA adapts the LLM)")
+    _validate_training_numbers(t, src)
     return cfg
+
+
+_AT_LEAST_ONE = ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "model_max_length")
+_NON_NEGATIVE = ("weight_decay", "warmup_ratio", "max_grad_norm", "dataloader_num_workers", "mm_projector_lr", "mm_vision_tower_lr")
+
+
+def _validate_training_numbers(t: TrainingConfig, src: str) -> None:
+    """Numeric ranges of the ``training`` section (a bad value fails here, not as a ZeroDivisionError hours in)."""
+    for name in _AT_LEAST_ONE:
+        if getattr(t, name) < 1:
+            raise ConfigError(f"{src}: training.{name} = {getattr(t, name)!r} must be >= 1")
+    for name in _NON_NEGATIVE:
+        value = getattr(t, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{src}: training.{name} = {value!r} must be >= 0")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"{src}: training.learning_rate = {t.learning_rate!r} must be > 0 (e.g. 1e-5)")
+    if t.max_steps <= 0 and not t.num_train_epochs > 0:
+        raise ConfigError(f"{src}: training.num_train_epochs = {t.num_train_epochs!r} must be > 0 (or set training.max_steps)")
+    if t.save_strategy == "steps" and t.save_steps < 1:
+        raise ConfigError(f"{src}: training.save_steps = {t.save_steps!r} must be >= 1 with save_strategy 'steps'")
+    if not t.output_dir:
+        raise ConfigError(f"{src}: training.output_dir is empty; name the folder for checkpoints and logs")
 
 
 PATH_FIELDS = {

@@ -10,7 +10,19 @@ from typing import Any
 import torch
 
 from streamforest.train.config import StageConfig, resolve_path, save_config
-from streamforest.train.dist import RankZeroFilter, setup_slurm_env
+from streamforest.train.dist import RankZeroFilter, rank, setup_slurm_env
+from streamforest.train.safety import (
+    TRAINER_STATE,
+    CheckpointSaveError,
+    OutputDirError,
+    OutputDirLock,
+    check_output_dir,
+    clear_partial_saves,
+    describe_save_failure,
+    find_resume_checkpoint,
+    is_complete,
+    single_process_env,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +115,28 @@ def _checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
 
 
 def last_checkpoint(cfg: StageConfig) -> str | None:
-    """The checkpoint to resume from (``training.resume``: auto / never / a path)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The checkpoint to resume from (``training.resume``: auto = the newest complete one / never / a path)."""
     resume = cfg.training.resume
     if resume == "never":
         return None
     if resume != "auto":
+        if not is_complete(Path(resume)):
+            raise OutputDirError(
+                f"training.resume {resume!r} is an incomplete checkpoint (no {TRAINER_STATE}: its save was "
+                "interrupted); use training.resume=auto to pick the newest complete one"
+            )
         return resume
-    out = cfg.training.output_dir
-    return get_last_checkpoint(out) if os.path.isdir(out) else None
+    return find_resume_checkpoint(cfg.training.output_dir)
+
+
+def claim_output_dir(cfg: StageConfig) -> OutputDirLock | None:
+    """Check that ``output_dir`` is writable; on rank 0 lock it for this run and drop interrupted saves."""
+    out = check_output_dir(cfg.training.output_dir)
+    if rank() != 0:
+        return None
+    lock = OutputDirLock(out).acquire()
+    clear_partial_saves(out)
+    return lock
 
 
 def build_data(cfg: StageConfig, tokenizer: Any, image_processor: Any) -> tuple[Any, Any]:
@@ -144,15 +168,29 @@ def load_callbacks(names: list[str]) -> list[Any]:
 
 
 def run(cfg: StageConfig) -> dict[str, Any]:
-    """Train one stage and save its result; returns the HF train metrics (plus ``global_step``)."""
-    from streamforest.train.build import build_stage_model
-    from streamforest.train.lora import apply_lora, save_lora
-    from streamforest.train.trainer import StreamForestTrainer
+    """Train one stage and save its result; returns the HF train metrics (plus ``global_step``).
 
+    ``output_dir`` is checked and locked first (a second run on it fails naming the holder).
+    """
     setup_slurm_env()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(DEFAULT_EXTENSIONS_DIR))
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", os.path.join(cfg.training.output_dir, "runs"))
     ds_config = _deepspeed_config(cfg)
+    if ds_config is not None:
+        single_process_env()
+    lock = claim_output_dir(cfg)
+    try:
+        return _train(cfg, ds_config)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: StageConfig, ds_config: dict[str, Any] | None) -> dict[str, Any]:
+    from streamforest.train.build import build_stage_model
+    from streamforest.train.lora import apply_lora, save_lora
+    from streamforest.train.trainer import StreamForestTrainer
+
     init_distributed(cfg, ds_config)
     args = training_arguments(cfg, ds_config)
     if args.should_save:
@@ -174,12 +212,15 @@ def run(cfg: StageConfig) -> dict[str, Any]:
     if resume:
         logger.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
     model.config.use_cache = True
-    if cfg.lora.enable:
-        save_lora(trainer.model, cfg.training.output_dir, trainer.processing_class, is_main=trainer.args.should_save)
-    else:
-        trainer.save_model(cfg.training.output_dir)
+    try:
+        trainer.save_state()
+        if cfg.lora.enable:
+            save_lora(trainer.model, cfg.training.output_dir, trainer.processing_class, is_main=trainer.args.should_save)
+        else:
+            trainer.save_model(cfg.training.output_dir)
+    except Exception as err:  # noqa: BLE001 - each writer raises its own type for an I/O failure
+        raise CheckpointSaveError(describe_save_failure(cfg.training.output_dir, err)) from err
     metrics = dict(result.metrics)
     metrics["global_step"] = trainer.state.global_step
     metrics["skipped_samples"] = trainer.skips.skipped

@@ -5,23 +5,29 @@
 * loss = per-micro-batch mean, divided by the accumulation steps (the reference's transformers 4.46 path);
 * skipped samples counted, the run stops when their fraction passes ``max_skip_fraction``;
 * logs: loss, LR of every group, text tokens/s and samples/s per device, skipped samples;
-* stage 1 (only ``mm_mlp_adapter`` tunable) saves ``mm_projector.bin`` + ``config.json`` (REFERENCE §4.11).
+* stage 1 (only ``mm_mlp_adapter`` tunable) saves ``mm_projector.bin`` + ``config.json`` (REFERENCE §4.11);
+* checkpoints appear only when complete (written under ``.partial/``, then renamed; ``streamforest.train.safety``);
+  a failed write names the path and the cause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import rotate_checkpoints
 
 from streamforest.data.sampler import ModalityLengthGroupedSampler
 from streamforest.train.config import StageConfig
 from streamforest.train.optim import build_param_groups, make_optimizer
+from streamforest.train.safety import PARTIAL_DIR, CheckpointSaveError, describe_save_failure
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ class StreamForestTrainer(Trainer):
         self._last_log = (time.perf_counter(), 0, 0)
         self._step_lrs: dict[str, float] = {}
         self._sampler: ModalityLengthGroupedSampler | None = None
+        self._staging = False
 
     # ------------------------------------------------------------------------------------------ sampler
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
@@ -141,11 +148,52 @@ class StreamForestTrainer(Trainer):
     def adapter_only(self) -> bool:
         return list(self.stage.model.mm_tunable_parts) == ["mm_mlp_adapter"] and not self.stage.lora.enable
 
+    def _get_output_dir(self, trial: Any) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, PARTIAL_DIR) if self._staging else run_dir
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Write ``.partial/checkpoint-N`` then rename it to ``checkpoint-N`` (atomic for readers), then rotate."""
+        name = f"checkpoint-{self.state.global_step}"
+        run_dir = super()._get_output_dir(trial)
+        staged, final = os.path.join(run_dir, PARTIAL_DIR, name), os.path.join(run_dir, name)
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)  # into .partial/ (the Trainer's rotation finds nothing there)
+        except Exception as err:  # noqa: BLE001 - torch/safetensors/DeepSpeed each raise their own type for an I/O failure
+            if self.args.should_save:
+                shutil.rmtree(staged, ignore_errors=True)  # free the space; the last complete checkpoint stays
+            raise CheckpointSaveError(describe_save_failure(staged, err)) from err
+        finally:
+            self._staging = False
+        _barrier()  # every rank has written its shards
+        if self.args.should_save:
+            try:
+                if os.path.exists(final):  # a stale checkpoint of the same step (resumed from an older one)
+                    shutil.rmtree(final)
+                os.replace(staged, final)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(staged))  # .partial/ when empty
+            except OSError as err:
+                raise CheckpointSaveError(describe_save_failure(final, err)) from err
+            if self.state.best_model_checkpoint == staged:
+                self.state.best_model_checkpoint = final
+            rotate_checkpoints(
+                run_dir, self.args.save_total_limit, best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True
+            )
+            logger.info("checkpoint complete: %s", final)
+        _barrier()
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         if not self.adapter_only:
             super().save_model(output_dir, _internal_call)
             return
         save_mm_projector(self.model, output_dir or self.args.output_dir, is_main=self.args.should_save)
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def save_mm_projector(model: Any, output_dir: str, *, is_main: bool = True) -> str:
@@ -161,8 +209,6 @@ def save_mm_projector(model: Any, output_dir: str, *, is_main: bool = True) -> s
 
         ctx: Any = deepspeed.zero.GatheredParameters([p for _, p in named])
     else:
-        import contextlib
-
         ctx = contextlib.nullcontext()
     with ctx:
         state = {n: p.detach().cpu().clone() for n, p in named}
