@@ -46,6 +46,7 @@ __all__ = [
     "make_prompt",
     "option_scores",
     "prepare_pixels",
+    "stream_time_message",
     "video_features",
 ]
 
@@ -234,6 +235,18 @@ def clip_time_message(clip: Clip, kind: str | None) -> str:
     from streamforest.prompts import time_message
 
     return time_message(kind, clip.sec, clip.duration) if kind else ""
+
+
+def stream_time_message(kind: str | None, times: Sequence[float], at: float | None, start_time: float = 0.0) -> str:
+    """The time message of a stream's frames (``times`` in seconds, oldest first) asked at ``at`` (default:
+    the newest frame): the evaluation text over ``str(round(t, 1))`` per frame, duration measured from
+    ``start_time`` to the question; ``""`` without frames or ``kind``."""
+    from streamforest.prompts import time_message
+
+    if not times or not kind:
+        return ""
+    end = times[-1] if at is None else max(float(at), times[-1])
+    return time_message(kind, [str(round(t, 1)) for t in times], end - start_time)
 
 
 # ----------------------------------------------------------------------------------------------------------
