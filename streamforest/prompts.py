@@ -249,7 +249,9 @@ def build_inference_prompt(
     """
     conv = get_template(template)
     if history and DEFAULT_IMAGE_TOKEN in question:
-        raise ValueError(f"a follow-up question cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn")
+        raise ValueError(
+            f"a follow-up question cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn"
+        )
     for i, (past_question, past_answer) in enumerate(history):
         conv.append_message(conv.roles[0], build_eval_question(past_question, time_msg) if i == 0 else past_question)
         conv.append_message(conv.roles[1], past_answer)

@@ -156,7 +156,7 @@ class StreamingSession:
 
     def _history(self, question: str, follow_up: bool) -> list[tuple[str, str]]:
         if follow_up and self._dialogue and DEFAULT_IMAGE_TOKEN in question:
-            raise StreamError(f"a follow-up question cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn")
+            raise StreamError(f"a follow-up cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn")
         return list(self._dialogue) if follow_up else []
 
     def prompt(self, question: str, *, follow_up: bool = False, at: float | None = None) -> str:
@@ -223,7 +223,7 @@ class StreamingSession:
                             visual_tokens=timing.visual_tokens, prompt_tokens=timing.prompt_tokens)  # fmt: skip
 
     # ------------------------------------------------------------------ playback / stats
-    def play(self, source: str | Any | Iterable[tuple[float, Any]], questions: Iterable[Any] = (), **kwargs: Any) -> list[StreamAnswer]:
+    def play(self, source: Any, questions: Iterable[Any] = (), **kwargs: Any) -> list[StreamAnswer]:
         """Play a file, frame folder or ``(timestamp, frame)`` iterable through the session, answering the
         timed questions (:func:`streamforest.streaming.playback.play`, which documents the arguments)."""
         from streamforest.streaming.playback import play
