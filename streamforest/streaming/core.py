@@ -182,8 +182,7 @@ class StreamingSession:
 
     def _generate(self, prompt: inference.Prompt, max_new_tokens: int) -> inference.Generation:
         """The one generation call (greedy, evaluation settings); a KV cache wraps this."""
-        return inference.generate(self.model, self.tokenizer, prompt, template=self.template,
-                                  max_new_tokens=max_new_tokens)  # fmt: skip
+        return inference.generate(self.model, self.tokenizer, prompt, template=self.template, max_new_tokens=max_new_tokens)
 
     def ask(
         self, question: str, at: float | None = None, *, follow_up: bool = False, max_new_tokens: int | None = None
@@ -196,7 +195,8 @@ class StreamingSession:
             follow_up: continue the current dialogue (earlier turns are part of the prompt).
             max_new_tokens: generation length (default: the session's).
 
-        Frames pushed from other threads while the answer is generated wait for the next question.
+        Frames pushed from other threads during generation are encoded meanwhile; the answer sees the frames
+        up to the moment it was asked.
         """
         with self._ask_lock:
             with self._lock:
