@@ -110,24 +110,18 @@ def run_session(loaded: Any, frames: np.ndarray, mode: str, every: int, lengths:
 
 
 def rebuild_once(loaded: Any, frames: np.ndarray, new_tokens: int) -> tuple[float, list[int]]:
-    """The reference: everything from frame 0 for one question; returns (latency ms, output ids)."""
-    from streamforest.prompts import (
-        KeywordsStoppingCriteria,
-        build_inference_prompt,
-        time_message,
-        tokenizer_image_token,
-    )
+    """The reference: everything from frame 0 for one question (``streamforest.inference``, the notebook API's
+    path: preprocess, ViT on every frame, fresh memory, MLP, prompt, generation); returns (latency ms, output ids)."""
+    from streamforest import inference
 
     model, tok = loaded.model, loaded.tokenizer
     t0 = time.perf_counter()
-    pixels = loaded.image_processor.preprocess(list(frames))["pixel_values"].to(model.dtype)
-    msg = time_message("short_online_v2", [str(round(k + 0.5, 1)) for k in range(len(frames))], len(frames))
-    ids = tokenizer_image_token(build_inference_prompt(QUESTION, msg), tok, return_tensors="pt").unsqueeze(0)
-    with torch.no_grad():
-        out = model.generate(ids, images=[pixels], modalities=["video"], max_new_tokens=new_tokens, do_sample=False,
-                             num_beams=1, use_cache=True, pad_token_id=tok.pad_token_id,
-                             stopping_criteria=[KeywordsStoppingCriteria(["<|im_end|>"], tok, ids)])  # fmt: skip
-    return 1e3 * (time.perf_counter() - t0), out[0].tolist()
+    pixels = inference.prepare_pixels(loaded.image_processor, list(frames), model.device, model.dtype)
+    visual = inference.video_features(model, pixels)
+    msg = inference.stream_time_message("short_online_v2", [k + 0.5 for k in range(len(frames))], float(len(frames)))
+    prompt = inference.make_prompt(tok, QUESTION, msg, visual=visual, device=model.device)
+    out = inference.generate(model, tok, prompt, max_new_tokens=new_tokens)
+    return 1e3 * (time.perf_counter() - t0), out.output_ids
 
 
 def window_median(latency: dict[int, float], length: int, every: int, width: int = 3) -> float:

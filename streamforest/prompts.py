@@ -43,6 +43,7 @@ __all__ = [
     "frame_timestamps",
     "get_template",
     "insert_time_message_train",
+    "stop_string",
     "time_message",
     "tokenizer_image_token",
 ]
@@ -73,6 +74,8 @@ class Conversation:
     sep: str
     sep2: str | None = None
     version: str = "plain"
+    stop_str: str | None = None
+    """Text that ends the model's turn; generation stops once the output ends with it (None: EOS only)."""
     messages: list[list[str | None]] = field(default_factory=list)
 
     def append_message(self, role: str, message: str | None) -> None:
@@ -106,6 +109,7 @@ conv_qwen = Conversation(
     sep_style=SeparatorStyle.CHATML,
     sep="<|im_end|>",
     version="qwen",
+    stop_str="<|im_end|>",
 )
 """ChatML template of Qwen2-Instruct (``qwen_2`` in the reference)."""
 
@@ -227,16 +231,38 @@ def build_eval_question(question: str, msg: str | None) -> str:
     return DEFAULT_IMAGE_TOKEN + "\n" + question
 
 
-def build_inference_prompt(question: str, time_msg: str | None, template: str = "qwen_2") -> str:
-    """The full generation prompt: eval insertion of ``time_msg``, one user turn, an open assistant turn.
+def build_inference_prompt(
+    question: str,
+    time_msg: str | None,
+    template: str = "qwen_2",
+    history: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The full generation prompt: eval insertion of ``time_msg``, the user turn(s), an open assistant turn.
 
     Example (``qwen_2``): ``<|im_start|>system⏎You are a helpful assistant.<|im_end|>⏎<|im_start|>user⏎``
     ``<image>⏎⏎The video contains … {question}<|im_end|>⏎<|im_start|>assistant⏎``.
+
+    ``history`` holds earlier ``(question, answer)`` turns of a multi-turn dialogue. As in the reference (one
+    ``<image>`` at the start of the first user turn, REFERENCE §5.2 item 4), the visual placeholder and the
+    time message go into the **first** user turn; later questions and the answers are plain text turns.
+    A follow-up ``question`` must not contain ``<image>`` (``ValueError``).
     """
     conv = get_template(template)
-    conv.append_message(conv.roles[0], build_eval_question(question, time_msg))
+    if history and DEFAULT_IMAGE_TOKEN in question:
+        raise ValueError(
+            f"a follow-up question cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn"
+        )
+    for i, (past_question, past_answer) in enumerate(history):
+        conv.append_message(conv.roles[0], build_eval_question(past_question, time_msg) if i == 0 else past_question)
+        conv.append_message(conv.roles[1], past_answer)
+    conv.append_message(conv.roles[0], question if history else build_eval_question(question, time_msg))
     conv.append_message(conv.roles[1], None)
     return conv.get_prompt()
+
+
+def stop_string(template: str) -> str | None:
+    """The text that ends an assistant turn of ``template`` (``<|im_end|>`` for ``qwen_2``; None for ``plain``)."""
+    return get_template(template).stop_str
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -45,6 +45,29 @@ def test_encode_frames_shape_and_chunking(memory_model) -> None:  # noqa: ANN001
     assert torch.allclose(full, chunked, atol=1e-5)
 
 
+def test_embed_frames_in_batches_equals_one_batch_and_feeds_encode_video(memory_model) -> None:  # noqa: ANN001
+    """``embed_frames(pixels, start_index)`` continues the temporal positions, so a stream embedded batch by
+    batch equals the whole clip; ``encode_video`` = a fresh memory over those frames + MLP (= ``encode_images``)."""
+    pixels = _pixels(5)
+    with torch.no_grad():
+        whole = memory_model.embed_frames(pixels)
+        parts = torch.cat([memory_model.embed_frames(pixels[:2]), memory_model.embed_frames(pixels[2:], start_index=2)])
+        assert whole.shape == (5, 16, 64) and whole.dtype == memory_model.projector_dtype
+        assert torch.equal(whole, parts)
+        assert not torch.equal(whole[2:], memory_model.embed_frames(pixels[2:]))  # the temporal index matters
+        memory = memory_model.get_projector().new_memory()
+        memory.add_frames(parts)
+        by_hand = memory_model.get_projector().project(memory.read())
+        assert torch.equal(memory_model.encode_video(pixels), by_hand)
+        assert torch.equal(memory_model.encode_images([pixels], ["video"])[0], by_hand)
+
+
+def test_embed_frames_needs_the_memory_projector(tiny_checkpoint_tome16: Path) -> None:
+    model = _load(tiny_checkpoint_tome16)
+    with pytest.raises(ValueError, match="tome729_fstw_pemf"):
+        model.embed_frames(_pixels(2))
+
+
 def test_vision_tower_is_layer_minus_two_without_post_layernorm() -> None:
     """Our tower = hidden state after layer L-1 of the full L-layer SigLIP, before post_layernorm."""
     torch.manual_seed(0)

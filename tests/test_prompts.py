@@ -118,6 +118,21 @@ def test_inference_prompt_matches_spec_example_byte_for_byte():
     assert build_inference_prompt(QUESTION, msg) == expected
 
 
+def test_inference_prompt_with_history_puts_image_and_time_message_in_the_first_turn():
+    msg = time_message("short_online_v2", ["0.5", "1.5"], 2.0)
+    got = build_inference_prompt("And now?", msg, history=[("Where?", "A road."), ("Cars?", "Two.")])
+    assert got == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n\n"
+        "The video contains 2 frames sampled from the past 1.0 seconds ago (0.5s of the entire video) up to the "
+        "present moment (1.5s of the entire video). Where?<|im_end|>\n<|im_start|>assistant\nA road.<|im_end|>\n"
+        "<|im_start|>user\nCars?<|im_end|>\n<|im_start|>assistant\nTwo.<|im_end|>\n"
+        "<|im_start|>user\nAnd now?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert build_inference_prompt("Q?", msg, history=()) == build_inference_prompt("Q?", msg)
+    with pytest.raises(ValueError, match="cannot contain <image>"):
+        build_inference_prompt("<image> again?", msg, history=[("Where?", "A road.")])
+
+
 # ------------------------------------------------------------------------------------------- templates
 
 

@@ -41,28 +41,20 @@ def session_for(loaded: Any, **kwargs: Any) -> StreamingSession:
 
 def rebuild(loaded: Any, frames: np.ndarray, times: list[float], prompt_question: str | None = None,
             prompt: str | None = None) -> tuple[list[int], torch.Tensor]:
-    """The reference path: all frames re-encoded, memory rebuilt inside ``model.generate(images=...)``."""
-    from streamforest.prompts import (
-        KeywordsStoppingCriteria,
-        build_inference_prompt,
-        time_message,
-        tokenizer_image_token,
-    )
+    """The reference path: all frames re-encoded, memory rebuilt from scratch (``model.encode_images``), the
+    evaluation prompt, greedy generation (``streamforest.inference``, shared with the notebook API/adapter)."""
+    from streamforest import inference
+    from streamforest.prompts import build_inference_prompt, time_message, tokenizer_image_token
 
     model, tok = loaded.model, loaded.tokenizer
-    pixels = loaded.image_processor.preprocess(list(frames))["pixel_values"].to(model.dtype)
+    pixels = inference.prepare_pixels(loaded.image_processor, list(frames), "cpu", model.dtype)
+    visual = inference.video_features(model, pixels)
     if prompt is None:
         msg = time_message("short_online_v2", [str(round(t, 1)) for t in times], times[-1])
         prompt = build_inference_prompt(prompt_question or QUESTION, msg)
     ids = tokenizer_image_token(prompt, tok, return_tensors="pt").unsqueeze(0)
-    with torch.no_grad():
-        out = model.generate(
-            ids, images=[pixels], modalities=["video"], max_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1,
-            use_cache=True, pad_token_id=tok.pad_token_id,
-            stopping_criteria=[KeywordsStoppingCriteria(["<|im_end|>"], tok, ids)],
-        )  # fmt: skip
-        visual = model.encode_images([pixels], ["video"])[0]
-    return out[0].tolist(), visual
+    out = inference.generate(model, tok, inference.Prompt(ids, visual), max_new_tokens=NEW_TOKENS)
+    return out.output_ids, visual
 
 
 # ------------------------------------------------------------------------------------------------ exactness
@@ -323,3 +315,59 @@ def test_stats_fields_are_present_and_sane(loaded: Any) -> None:
     assert "frames=14" in line and "memory tokens" in line
     session.reset()
     assert session.num_frames == 0 and session.stats()["questions"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ threads
+
+
+def test_session_shared_by_threads_equals_sequential_run(loaded: Any) -> None:
+    """Three threads push into one session (a barrier per round keeps timestamps monotone: in round r each
+    thread pushes frame r at time r + 0.5) while a fourth asks questions. Frame count, visual tokens and every
+    answer equal a sequential run (the session used to lose or duplicate frames silently)."""
+    import threading
+
+    pushers, rounds = 3, 14
+    frames = make_frames(rounds, seed=7)
+    order = [r for r in range(rounds) for _ in range(pushers)]  # the stream every interleaving produces
+    shared = session_for(loaded, encode_batch_size=2)
+    barrier, errors, answers = threading.Barrier(pushers), [], []
+    done = threading.Event()
+
+    def push(_: int) -> None:
+        try:
+            for r in range(rounds):
+                barrier.wait(timeout=60)
+                shared.push(frames[r], r + 0.5)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+            barrier.abort()
+
+    def ask() -> None:
+        try:
+            while not done.is_set() and len(answers) < 4:
+                if shared.num_frames:
+                    answers.append(shared.ask(QUESTION))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(pushers)]
+    asker = threading.Thread(target=ask)
+    for t in [*threads, asker]:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    done.set()
+    asker.join(timeout=300)
+    assert not errors, errors
+    assert shared.num_frames == shared.memory.num_frames + shared.stats()["pending_frames"] == len(order)
+    assert answers, "the asking thread got no turn"
+    sequential, seen = session_for(loaded, encode_batch_size=2), 0
+    for answer in sorted(answers, key=lambda a: a.num_frames):  # each answer = the sequential one on its frames
+        k = answer.num_frames
+        sequential.push_many([frames[r] for r in order[seen:k]], [r + 0.5 for r in order[seen:k]])
+        seen = k
+        assert answer.output_ids == sequential.ask(QUESTION).output_ids, f"answer after {k} frames"
+    sequential.push_many([frames[r] for r in order[seen:]], [r + 0.5 for r in order[seen:]])
+    assert torch.equal(shared.visual_features(), sequential.visual_features())
+    assert shared.memory.num_frames == sequential.memory.num_frames == len(order)
+    assert shared.ask(QUESTION).output_ids == sequential.ask(QUESTION).output_ids

@@ -1,9 +1,12 @@
 """lmms-eval model ``streamforest`` (REFERENCE §5.2): a thin adapter over the library.
 
-Loading is :func:`streamforest.model.loader.load_pretrained`; frames come from
-:func:`streamforest.video.load_video` (≈1 fps ``dynamic_fps1``, min 4 / max ``max_frames_num`` frames, the
-visual's ``start``/``end`` clip — the online question time is the clip end); the prompt (``<image>`` + time
-message + question in the ``qwen_2`` template) comes from :mod:`streamforest.prompts`. Batch size 1; data
+Loading is :func:`streamforest.model.loader.load_pretrained`; frames, pixels, visual tokens, prompt and
+generation go through :mod:`streamforest.inference` (the path the notebook API and the online session
+share): ≈1 fps ``dynamic_fps1`` frames, min 4 / max ``max_frames_num``, of the visual's ``start``/``end``
+clip — the online question time is the clip end; ``<image>`` + time message + question in the ``qwen_2``
+template. Defaults without ``--model_args`` are the reference wrapper's
+(:data:`~streamforest.inference.WRAPPER_DEFAULTS`: 32 frames, ``short_online``); the released scripts pass
+:data:`~streamforest.inference.EVAL_SETTINGS` (2048, ``short_online_v2``). Batch size 1; data
 parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded is answered
 with ``""`` and a warning, so the strict metric counts it wrong and the run goes on.
 
@@ -19,6 +22,8 @@ import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
+
+from streamforest import inference
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +45,9 @@ class StreamForestLMM(lmms):
     def __init__(
         self,
         pretrained: str,
-        conv_template: str = "qwen_2",
-        max_frames_num: int = 32,
-        time_msg: str | None = "short_online",
+        conv_template: str = inference.WRAPPER_DEFAULTS.template,
+        max_frames_num: int = inference.WRAPPER_DEFAULTS.max_frames,
+        time_msg: str | None = inference.WRAPPER_DEFAULTS.time_msg,
         mm_projector_type: str | None = None,
         mm_local_num_frames: int | None = None,
         vision_encode_type: str | None = None,
@@ -109,19 +114,11 @@ class StreamForestLMM(lmms):
         raise NotImplementedError("streamforest supports generation tasks only (as the reference wrapper)")
 
     # ------------------------------------------------------------------ visual side
-    def _clip_frames(self) -> int:
-        """Frames per clip L: 1 for the memory model (reference); L of a ToMe-clip checkpoint (e.g. 8 for
-        StreamForest-Pretrain) so frame counts are multiples of L (the reference always used 1 and crashed)."""
-        settings = getattr(self.model, "multimodal", None)
-        if settings is None or settings.uses_memory:
-            return 1
-        return max(1, int(settings.local_num_frames))
-
     def _encode_visual(self, visual: list[Any]) -> tuple[Any, str]:
-        """``[path]`` or ``[path, media_dict]`` → (projected tokens ``[[N,H]]``, time message); cached by key."""
-        from streamforest.prompts import frame_timestamps, time_message
-        from streamforest.video import load_video
+        """``[path]`` or ``[path, media_dict]`` → (projected tokens ``[N,H]``, time message); cached by key.
 
+        A ToMe-clip checkpoint gets whole clips of ``mm_local_num_frames`` frames (``inference.clip_length``;
+        the reference always used 1 and crashed)."""
         if not visual or not isinstance(visual[0], str):
             raise NotImplementedError(
                 f"streamforest evaluates videos only, got visual {type(visual[0]).__name__}"
@@ -131,62 +128,26 @@ class StreamForestLMM(lmms):
         key = (path, tuple(sorted(media.items())))
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
-        clip = (media["start"], media.get("end")) if media.get("start") is not None else None
-        video = load_video(
+        clip = inference.load_clip(
             path,
-            num_frames=self.max_frames_num,
-            sample="dynamic_fps1",
-            min_num_frames=4,
-            max_num_frames=self.max_frames_num,
-            clip=clip,
-            local_num_frames=self._clip_frames(),
+            (media["start"], media.get("end")) if media.get("start") is not None else None,
+            max_frames=self.max_frames_num,
+            local_num_frames=inference.clip_length(self.model),
             fps=media.get("fps"),
             backend=_BACKENDS.get(str(media.get("video_read_type", "decord")), "auto"),
         )
-        pixels = self.image_processor.preprocess(video.frames, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(device=self._device, dtype=self.model.dtype)
-        with torch.inference_mode():
-            features = self.model.encode_images([pixels], ["video"])
-        sec = frame_timestamps(video.indices, video.fps)  # str(round(index / fps, 1)), absolute time
-        message = time_message(self.time_msg, sec, video.duration) if self.time_msg else ""
+        pixels = inference.prepare_pixels(self.image_processor, clip.frames, self._device, self.model.dtype)
+        features = inference.video_features(self.model, pixels)
+        message = inference.clip_time_message(clip, self.time_msg)  # absolute str(round(index / fps, 1))
         self._cache = (key, features, message)
         return features, message
 
     # ------------------------------------------------------------------ text side
     def _generate(self, context: str, features: Any, message: str, gen_kwargs: dict[str, Any]) -> str:
         """One answer for ``context`` over already-encoded visual tokens (stripped, special tokens removed)."""
-        from streamforest.constants import IMAGE_TOKEN_INDEX
-        from streamforest.prompts import (
-            EVAL_GENERATION_DEFAULTS,
-            KeywordsStoppingCriteria,
-            build_inference_prompt,
-            tokenizer_image_token,
-        )
-
-        prompt = build_inference_prompt(
-            context, message, template=self.conv_template
-        )  # <image> kept if given
-        ids = tokenizer_image_token(prompt, self.tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
-        ids = ids.unsqueeze(0).to(self._device)
-        cfg = {**EVAL_GENERATION_DEFAULTS, **{k: v for k, v in gen_kwargs.items() if k != "until"}}
-        sampling = bool(cfg["do_sample"]) and float(cfg["temperature"] or 0) > 0
-        extra = {"temperature": float(cfg["temperature"]), "top_p": cfg["top_p"]} if sampling else {}
-        tok = self.tokenizer
-        with torch.inference_mode():
-            out = self.model.generate(
-                ids,
-                visual_features=features,
-                modalities=["video"],
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=int(cfg["max_new_tokens"]),
-                do_sample=sampling,
-                num_beams=int(cfg["num_beams"]),
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                stopping_criteria=[KeywordsStoppingCriteria(["<|im_end|>"], tok, ids)],
-                use_cache=True,
-                **extra,
-            )
-        return tok.batch_decode(out, skip_special_tokens=True)[0].strip()
+        prompt = inference.make_prompt(self.tokenizer, context, message, visual=features, template=self.conv_template,
+                                       device=self._device)  # <image> kept if given  # fmt: skip
+        return inference.generate(self.model, self.tokenizer, prompt, template=self.conv_template, **gen_kwargs).text
 
     def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any]) -> str:
         """Encode + generate; a video that fails to decode gives ``""`` (logged, counted)."""

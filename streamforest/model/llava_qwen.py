@@ -120,22 +120,55 @@ class LlavaQwenForCausalLM(Qwen2ForCausalLM):
         chunk = chunk_size or self.multimodal.vision_chunk_size
         return self.get_vision_tower()(pixel_values, chunk_size=chunk)
 
-    def _projector_dtype(self) -> torch.dtype:
+    @property
+    def projector_dtype(self) -> torch.dtype:
+        """dtype of the projector's weights (vision features are cast to it before projection)."""
         params = list(self.get_projector().parameters())
         return params[0].dtype if params else self.dtype
 
-    def _project_video(self, feats: Tensor, settings: MultimodalSettings, generator: Any) -> Tensor:
-        """``[T,P,C_v]`` → ``[N,H]`` with the configured encode type."""
+    def embed_frames(self, pixel_values: Tensor, start_index: int = 0) -> Tensor:
+        """Vision tower + memory position embedding of a frame batch (memory projector only).
+
+        Args:
+            pixel_values: ``[T, 3, S, S]`` preprocessed frames (the vision tower casts them to its device/dtype).
+            start_index: stream index of the first frame; frame ``i`` gets temporal position
+                ``(start_index + i) mod 512`` (REFERENCE §1.4), so a stream can be embedded batch by batch.
+
+        Returns:
+            ``[T, P, C_v]`` in :attr:`projector_dtype`, ready for ``EventMemory.add_frames``.
+        """
         projector = self.get_projector()
-        num_frames, patches, width = feats.shape
+        if not hasattr(projector, "add_pos_embed"):
+            raise ValueError(
+                f"embed_frames needs the memory projector ('tome729_fstw_pemf'); this checkpoint's "
+                f"'mm_projector_type' is {getattr(self.config, 'mm_projector_type', '?')!r}"
+            )
+        feats = self.encode_frames(pixel_values).to(self.projector_dtype)
+        return projector.add_pos_embed(feats, start_index=start_index)
+
+    def encode_video(self, pixel_values: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One video ``[T, 3, S, S]`` → projected visual tokens ``[N, H]`` with the configured encode type.
+
+        Memory projector: :meth:`embed_frames` → a fresh event memory → MLP. ToMe projectors: clips of
+        ``mm_local_num_frames`` frames (``T`` must be a multiple of it).
+        """
+        settings = self.multimodal
         if settings.uses_memory:
             if settings.mm_local_num_frames not in (-1, 1):
                 raise ValueError(
                     f"config.json field 'mm_local_num_frames' = {settings.mm_local_num_frames}: the memory "
                     "projector takes one frame per step; set it to 1"
                 )
-            out = projector(feats, local_num_frames=1, is_image=False, generator=generator)
-            return out.reshape(-1, out.shape[-1])
+            if pixel_values.dim() == 3:
+                pixel_values = pixel_values.unsqueeze(0)
+            return self.get_projector().encode_video(self.embed_frames(pixel_values))
+        feats = self.encode_frames(pixel_values).to(self.projector_dtype)
+        return self._project_clips(feats, settings, generator)
+
+    def _project_clips(self, feats: Tensor, settings: MultimodalSettings, generator: Any) -> Tensor:
+        """``[T,P,C_v]`` → ``[N,H]`` through a ToMe projector, ``mm_local_num_frames`` frames per clip."""
+        projector = self.get_projector()
+        num_frames, patches, width = feats.shape
         clip = settings.local_num_frames
         if clip < 1:
             raise ValueError(
@@ -183,10 +216,10 @@ class LlavaQwenForCausalLM(Qwen2ForCausalLM):
                 continue
             if modality not in ("image", "video"):
                 raise ValueError(f"modality {modality!r} is not supported; use 'image', 'video' or 'text'")
-            feats = self.encode_frames(pixels).to(self._projector_dtype())
             if modality == "video":
-                out.append([self._project_video(feats, settings, generator)])
+                out.append([self.encode_video(pixels, generator)])
             else:
+                feats = self.encode_frames(pixels).to(self.projector_dtype)
                 out.append(self._project_images(feats, settings, generator))
         return out
 
@@ -195,7 +228,7 @@ class LlavaQwenForCausalLM(Qwen2ForCausalLM):
         if not (self.training and torch.is_grad_enabled()) or not text_images:
             return None
         first = text_images[0] if text_images[0].dim() == 4 else text_images[0].unsqueeze(0)
-        feats = self.encode_frames(first[:1]).to(self._projector_dtype())
+        feats = self.encode_frames(first[:1]).to(self.projector_dtype)
         return self._project_images(feats, self.multimodal, None)[0].sum() * 0.0
 
     @staticmethod

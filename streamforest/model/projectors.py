@@ -148,6 +148,16 @@ class MemoryProjector(nn.Module):
         """The mlp alone: ``[..., C_v] → [..., H]``."""
         return self.mlp(tokens)
 
+    def encode_video(self, frames: Tensor) -> Tensor:
+        """Position-embedded frames ``[T, P, C_v]`` → visual tokens ``[N, H]`` through a fresh memory.
+
+        ``frames`` come from :meth:`add_pos_embed` (``LlavaQwenForCausalLM.embed_frames``); an online session
+        keeps its own :meth:`new_memory` instead and projects ``memory.read()`` with :meth:`project`.
+        """
+        memory = self.new_memory()
+        memory.add_frames(frames)
+        return self.project(memory.read())
+
     def add_pos_embed(self, frames: Tensor, start_index: int = 0) -> Tensor:
         """``frames [T, P, C_v]`` + spatial + temporal pos-embed; frame ``i`` is stream frame ``start_index + i``.
 
@@ -181,9 +191,7 @@ class MemoryProjector(nn.Module):
             pos = spatial_pos_embed(self.grid, x.shape[-1], device=x.device).reshape(1, -1, x.shape[-1])
             tokens = merge_tokens(x + pos.to(x.dtype), self.image_tokens(generator), self.num_heads)
             return self.mlp(tokens)
-        memory = self.new_memory()
-        memory.add_frames(self.add_pos_embed(x))
-        return self.mlp(memory.read()).unsqueeze(0)
+        return self.encode_video(self.add_pos_embed(x)).unsqueeze(0)
 
     def _check_frames(self, x: Tensor, what: str) -> None:
         _check_tokens(self.projector_type, x, 3, self.mm_hidden_size, what)
