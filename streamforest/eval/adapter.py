@@ -24,13 +24,13 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from streamforest import inference
+from streamforest.video import backend_for
 
 logger = logging.getLogger(__name__)
 
 # accepted for script compatibility with the reference wrapper, not used
 _REFERENCE_ONLY_ARGS = {"truncation", "device_map", "truncate_context", "customized_config", "token_strategy",
                         "video_decode_backend", "max_batch_size", "use_cache"}  # fmt: skip
-_BACKENDS = {"decord": "auto", "av": "av", "pyav": "av", "img": "frames", "frame": "frames"}  # fmt: skip
 
 
 def _as_int_or_none(value: Any) -> int | None:
@@ -134,7 +134,7 @@ class StreamForestLMM(lmms):
             max_frames=self.max_frames_num,
             local_num_frames=inference.clip_length(self.model),
             fps=media.get("fps"),
-            backend=_BACKENDS.get(str(media.get("video_read_type", "decord")), "auto"),
+            backend=backend_for(str(media.get("video_read_type", "decord"))),
         )
         pixels = inference.prepare_pixels(self.image_processor, clip.frames, self._device, self.model.dtype)
         features = inference.video_features(self.model, pixels)

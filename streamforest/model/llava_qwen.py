@@ -27,7 +27,7 @@ from transformers.core_model_loading import WeightRenaming
 from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
 
 from streamforest.constants import IMAGE_TOKEN_INDEX
-from streamforest.model.config import LlavaQwenConfig, MultimodalSettings
+from streamforest.model.config import MEMORY_PROJECTOR_TYPES, LlavaQwenConfig, MultimodalSettings
 from streamforest.model.splice import SpliceResult, count_placeholders, splice_visual_tokens
 from streamforest.model.vision import SigLipVisionTower
 
@@ -41,7 +41,7 @@ def _build_projector(config: LlavaQwenConfig, tower: SigLipVisionTower) -> nn.Mo
     from streamforest.model.projectors import build_projector
 
     settings = config.multimodal
-    memory = config.memory_settings() if "fstw" in settings.mm_projector_type else None
+    memory = config.memory_settings() if settings.mm_projector_type in MEMORY_PROJECTOR_TYPES else None
     return build_projector(
         settings.mm_projector_type,
         mm_hidden_size=settings.mm_hidden_size,
