@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build on disk here, the CUDA build on GPU hosts.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,eval,dev]'
+	$(PY) -m pip install -q -e '.[train,eval,dev,serve]'
 	# lmms-eval without its requirements (they would pull a CUDA torch); its runtime deps are in [eval].
 	$(PY) -m pip install -q --no-deps lmms-eval==0.7.3
 	@touch $(STAMP)
