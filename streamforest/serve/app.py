@@ -146,14 +146,15 @@ def create_app(model: Any, tokenizer: Any, settings: ServeSettings | None = None
     @app.post("/v1/sessions/{session_id}/frames", response_model=None)
     async def post_frame(request: Request, session_id: str, t: str | None = None) -> Response | dict[str, Any]:
         served = session_for(request, session_id)
-        if t is None:
-            raise ApiError(422, "query parameter 't' is missing: POST .../frames?t=SECONDS (the frame's stream time)", "t")
         try:
+            if t is None:
+                raise ApiError(422, "query parameter 't' is missing: POST .../frames?t=SECONDS (the frame's stream time)", "t")
             served.check_frame(t)  # cheap checks before reading the body
+            body = await read_body(request, settings.max_frame_bytes)
         except ApiError:
             served.counters.frames_rejected += 1
             raise
-        pending = await ops.offer_frame(served, t, await read_body(request, settings.max_frame_bytes))
+        pending = await ops.offer_frame(served, t, body)  # counts its own refusals
         if pending is None:
             raise ApiError(429, f"frame at t={t} dropped: {settings.queue_depth} frames are already waiting "
                                 f"(--queue-depth); {served.counters.frames_dropped} dropped so far. Send frames at "
