@@ -333,3 +333,27 @@ def test_registry_runs_all_model_work_on_one_thread(loaded: Any, frames: list[np
     finally:
         StreamingSession.push = original  # type: ignore[method-assign]
     assert len(threads) == 1 and next(iter(threads)).startswith("streamforest-model")
+
+
+def test_deleting_a_session_fails_its_waiting_question_instead_of_hanging(loaded: Any, frames: list[np.ndarray]) -> None:
+    import httpx
+
+    app = make_app(loaded)
+
+    async def run() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            sid = (await c.post("/v1/sessions", json={})).json()["id"]
+            assert (await c.post(f"/v1/sessions/{sid}/frames?t=0", content=encode(frames[0]))).status_code == 204
+            release = threading.Event()
+            app.state.registry.executor.submit(release.wait, 30)  # the question waits on the busy worker
+            asking = asyncio.create_task(c.post(f"/v1/sessions/{sid}/ask", json={"question": QUESTION}))
+            await asyncio.sleep(0.3)
+            assert (await c.delete(f"/v1/sessions/{sid}")).status_code == 204
+            try:
+                return await asyncio.wait_for(asking, 10)
+            finally:
+                release.set()
+
+    r = asyncio.run(run())
+    assert r.status_code == 404 and "was closed (deleted)" in r.json()["detail"]

@@ -74,6 +74,7 @@ class ServedSession:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._frames_waiting = self._calls_waiting = 0
         self._busy = False
+        self._current: _Job | None = None
         self._task = asyncio.get_running_loop().create_task(self._consume(), name=f"session-{sid}")
 
     # ------------------------------------------------------------------ input
@@ -144,7 +145,7 @@ class ServedSession:
         loop = asyncio.get_running_loop()
         while True:
             job = await self._queue.get()
-            self._busy = True
+            self._busy, self._current = True, job
             try:
                 result = await loop.run_in_executor(self.registry.executor, job.fn)
             except Exception as e:  # noqa: BLE001 - handed to whoever waits for the job
@@ -159,7 +160,7 @@ class ServedSession:
                 if not job.future.done():
                     job.future.set_result(result)
             finally:
-                self._busy = False
+                self._busy, self._current = False, None
                 if job.is_frame:
                     self._frames_waiting -= 1
                 else:
@@ -225,11 +226,13 @@ class ServedSession:
         if self.closed:
             return
         self.closed = reason
+        waiting = [self._current] if self._current is not None else []  # the consumer's finally clears it
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         while not self._queue.empty():
-            job = self._queue.get_nowait()
+            waiting.append(self._queue.get_nowait())
+        for job in waiting:
             if not job.future.done():
                 job.future.set_exception(ApiError(404, f"session {self.id} was closed ({reason})"))
                 job.future.exception()

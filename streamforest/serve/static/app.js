@@ -117,7 +117,7 @@ function onMessage(m) {
   } else if (m.type === "dropped") {
     S.dropped = m.frames_dropped; updateStatus();
   } else if (m.type === "stats") {
-    S.dropped = m.stats.server.frames_dropped + m.stats.server.frames_rejected; updateStatus();
+    S.dropped = m.stats.server.frames_dropped; updateStatus();
   } else if (m.type === "error") {
     const li = S.pending.get(m.id);
     if (li) { li.insertAdjacentHTML("beforeend", `<div class="err">${esc(m.message)}</div>`); S.pending.delete(m.id); }
