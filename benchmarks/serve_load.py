@@ -1,7 +1,7 @@
 """Load benchmark for ``streamforest serve`` (not a test): concurrent live sessions from local clients.
 
-    python benchmarks/serve_load.py                       # 8 sessions × 1 fps × 120 s of stream, a question every 10 s
-    python benchmarks/serve_load.py --sessions 2 --seconds 20 --out /tmp/sl   # smoke run
+    python benchmarks/serve_load.py     # 3 rounds of: 8 sessions × 1 fps × 120 s of stream, a question every 10 s
+    python benchmarks/serve_load.py --sessions 2 --seconds 20 --rounds 2 --out /tmp/sl   # smoke run
 
 Starts ``python -m streamforest serve`` (the tiny checkpoint unless ``--model``) on a free 127.0.0.1 port as a
 subprocess, then runs one WebSocket client per session, all on 127.0.0.1: each sends synthetic driving frames
@@ -9,7 +9,9 @@ subprocess, then runs one WebSocket client per session, all on 127.0.0.1: each s
 over the same socket and reads answers, drops and alerts as they are pushed. At the end it reads every
 session's stats and reports: frames sent vs received / ingested / dropped (drops are counted by the server and
 announced to the client, so the two counts must agree), answer latency p50/p95 (client round trip and the
-session's own ``latency_ms``), and the server process's RSS over time (flat after warm-up = no leak).
+session's own ``latency_ms``), and the server process's RSS over time. Each round opens fresh sessions on the
+same server: RSS at the end of each round must stay flat after the first (warm-up) round — a leak per frame,
+question or session would add about as much every round.
 
 Outputs ``serve_load.md`` and ``serve_load.json`` in ``benchmarks/results/`` (or ``--out``).
 """
@@ -125,6 +127,11 @@ async def run_client(index: int, url: str, args: argparse.Namespace, frames: lis
                 await asyncio.sleep(0.1)
             reader.cancel()
         stats = (await http.get(f"/v1/sessions/{sid}/stats")).json()
+        for _ in range(300):  # frames sent after the last question may still be queued: wait for them
+            if not stats["server"]["frames_waiting"]:
+                break
+            await asyncio.sleep(0.1)
+            stats = (await http.get(f"/v1/sessions/{sid}/stats")).json()
         await http.delete(f"/v1/sessions/{sid}")
     return {"session": index, "sent": len(frames), "unanswered": len(asked), **seen, "stats": stats}
 
@@ -147,15 +154,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         health = await wait_healthy(url, proc)
         rss: list[tuple[float, float]] = []
+        round_end: list[float] = []
+        clients: list[dict[str, Any]] = []
         start = time.perf_counter()
         sampler = asyncio.create_task(sample_rss(proc.pid, rss, start))
-        clients = await asyncio.gather(*(run_client(i, url, args, f) for i, f in enumerate(all_frames)))
+        for _ in range(args.rounds):  # each round: fresh sessions on the same server
+            clients += await asyncio.gather(*(run_client(i, url, args, f) for i, f in enumerate(all_frames)))
+            round_end.append(rss_now(proc.pid))
         sampler.cancel()
         wall = time.perf_counter() - start
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return {"health": health, "clients": clients, "rss": rss, "wall_s": wall}
+    return {"health": health, "clients": clients, "rss": rss, "wall_s": wall, "rss_round_end": round_end}
+
+
+def rss_now(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def summarise(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +180,7 @@ def summarise(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any
     answers = [a for c in clients for a in c["answers"]]
     pct = lambda xs, q: float(np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
     server = [c["stats"]["server"] for c in clients]
-    after = [(t, m) for t, m in result["rss"] if t >= args.warmup]
-    slope = float(np.polyfit([t for t, _ in after], [m for _, m in after], 1)[0] * 60) if len(after) > 2 else float("nan")
+    ends = result["rss_round_end"]
     return {
         "sessions": args.sessions, "fps": args.fps, "stream_s": args.seconds, "ask_every_s": args.ask_every,
         "mode": args.mode, "max_new_tokens": args.max_new_tokens, "queue_depth": args.queue_depth,
@@ -180,10 +196,11 @@ def summarise(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any
         "latency_ms_p50": pct([a["latency_ms"] for a in answers], 50),
         "latency_ms_p95": pct([a["latency_ms"] for a in answers], 95),
         "frame_ms_mean": statistics.fmean(c["stats"]["frame_latency_ms"]["mean"] for c in clients),
-        "rss_mib_at_warmup": after[0][1] if after else float("nan"), "rss_mib_end": result["rss"][-1][1],
-        "rss_mib_max_after_warmup": max((m for _, m in after), default=float("nan")),
-        "rss_slope_mib_per_min": slope, "wall_s": result["wall_s"],
-        "memory_tokens_end": [c["stats"]["memory_tokens"]["total"] for c in clients],
+        "frames_waiting_at_end": sum(s["frames_waiting"] for s in server),
+        "rss_mib_start": result["rss"][0][1], "rss_mib_round_end": [round(m, 1) for m in ends],
+        "rss_mib_growth_per_round_after_first": (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else float("nan"),
+        "rss_mib_max": max(m for _, m in result["rss"]), "wall_s": result["wall_s"],
+        "memory_tokens_end": [c["stats"]["memory_tokens"]["total"] for c in clients[-args.sessions :]],
     }  # fmt: skip
 
 
@@ -197,22 +214,24 @@ def write_report(args: argparse.Namespace, summary: dict[str, Any], result: dict
         "# Serve load benchmark", "",
         f"`python benchmarks/serve_load.py {' '.join(sys.argv[1:])}` — `streamforest serve` on the tiny checkpoint "
         f"({result['health']['device']}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}), "
-        f"{s['sessions']} WebSocket clients on 127.0.0.1, each {s['fps']:g} fps for {s['stream_s']:g} s of stream "
+        f"{s['sessions']} WebSocket clients on 127.0.0.1 ({args.rounds} round(s)), each {s['fps']:g} fps for {s['stream_s']:g} s of stream "
         f"in real time (320×240 JPEG), a question every {s['ask_every_s']:g} s, {s['max_new_tokens']} new tokens per "
         f"answer, mode {s['mode']}, queue depth {s['queue_depth']}, torch threads {args.threads or 'default'}. "
         f"Wall time {s['wall_s']:.0f} s; load average before / after: {args.load_before} / {os.getloadavg()[0]:.1f} "
         "(the machine is shared).", "",
-        "| frames sent | received | ingested | dropped (server count) | drops announced to clients | rejected |",
-        "|---|---|---|---|---|---|",
+        "| frames sent | received | ingested | dropped (server count) | drops announced to clients | rejected | still queued |",
+        "|---|---|---|---|---|---|---|",
         f"| {s['frames_sent']} | {s['frames_received']} | {s['frames_ingested']} | {s['frames_dropped']} | "
-        f"{s['drops_announced']} | {s['frames_rejected']} |", "",
+        f"{s['drops_announced']} | {s['frames_rejected']} | {s['frames_waiting_at_end']} |", "",
         "| questions | answers | errors | round trip p50 / p95 ms | session latency p50 / p95 ms | frame ingest mean ms |",
         "|---|---|---|---|---|---|",
         f"| {s['questions_asked']} | {s['answers']} | {s['errors']} | {s['rtt_ms_p50']:.0f} / {s['rtt_ms_p95']:.0f} | "
         f"{s['latency_ms_p50']:.0f} / {s['latency_ms_p95']:.0f} | {s['frame_ms_mean']:.1f} |", "",
-        f"Server RSS: {s['rss_mib_at_warmup']:.0f} MiB after {args.warmup:g} s of warm-up, {s['rss_mib_end']:.0f} MiB at "
-        f"the end, at most {s['rss_mib_max_after_warmup']:.0f} MiB after warm-up; linear trend after warm-up "
-        f"{s['rss_slope_mib_per_min']:+.2f} MiB/min. Memory tokens per session at the end: {s['memory_tokens_end']}.", "",
+        f"Server RSS (sampled every 2 s): {s['rss_mib_start']:.0f} MiB with the model loaded, "
+        f"{' → '.join(f'{m:.0f}' for m in s['rss_mib_round_end'])} MiB at the end of each round (fresh sessions each "
+        f"round, same server), at most {s['rss_mib_max']:.0f} MiB: after the first round (warm-up) it grows "
+        f"{s['rss_mib_growth_per_round_after_first']:+.1f} MiB per round of {s['frames_sent'] // args.rounds} frames and "
+        f"{s['questions_asked'] // args.rounds} questions. Memory tokens per session at the end: {s['memory_tokens_end']}.", "",
         "Round trip = from sending the question on the socket to receiving the answer (it waits behind the frames "
         "the client sent before it and behind other sessions' work on the one model worker); session latency = "
         "the session's own `ask` time (flush + read-out + generation).",
@@ -232,8 +251,8 @@ def main() -> None:
     parser.add_argument("--mode", default="bounded", choices=("bounded", "exact"))
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--queue-depth", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat with fresh sessions (RSS must not keep growing)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
-    parser.add_argument("--warmup", type=float, default=30.0, help="seconds before RSS is expected to be flat")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     if args.model is None:

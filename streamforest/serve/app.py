@@ -109,9 +109,22 @@ def create_app(model: Any, tokenizer: Any, settings: ServeSettings | None = None
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
+    _add_session_routes(app, model, registry, settings)
+    _add_stream_routes(app, registry, settings)
+    return app
+
+
+def _session_lookup(registry: SessionRegistry, settings: ServeSettings) -> Any:
     def session_for(request: Request, session_id: str) -> ServedSession:
         check_token(settings, request.headers.get("authorization"))
         return registry.get(session_id)
+
+    return session_for
+
+
+def _add_session_routes(app: FastAPI, model: Any, registry: SessionRegistry, settings: ServeSettings) -> None:
+    """``/healthz``, the page, session create / delete / stats and the WebSocket."""
+    session_for = _session_lookup(registry, settings)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -142,6 +155,16 @@ def create_app(model: Any, tokenizer: Any, settings: ServeSettings | None = None
     @app.get("/v1/sessions/{session_id}/stats")
     async def session_stats(request: Request, session_id: str) -> dict[str, Any]:
         return await ops.stats(session_for(request, session_id))
+
+    @app.websocket("/v1/sessions/{session_id}/ws")
+    async def websocket(ws: WebSocket, session_id: str) -> None:
+        await serve_websocket(ws, session_id, registry, settings, check_token)
+
+
+
+def _add_stream_routes(app: FastAPI, registry: SessionRegistry, settings: ServeSettings) -> None:
+    """Frames, questions and standing questions over REST."""
+    session_for = _session_lookup(registry, settings)
 
     @app.post("/v1/sessions/{session_id}/frames", response_model=None)
     async def post_frame(request: Request, session_id: str, t: str | None = None) -> Response | dict[str, Any]:
@@ -184,9 +207,3 @@ def create_app(model: Any, tokenizer: Any, settings: ServeSettings | None = None
     async def delete_watch(request: Request, session_id: str, watch_id: str) -> Response:
         await ops.unwatch(session_for(request, session_id), watch_id)
         return Response(status_code=204)
-
-    @app.websocket("/v1/sessions/{session_id}/ws")
-    async def websocket(ws: WebSocket, session_id: str) -> None:
-        await serve_websocket(ws, session_id, registry, settings, check_token)
-
-    return app
