@@ -357,3 +357,24 @@ def test_deleting_a_session_fails_its_waiting_question_instead_of_hanging(loaded
 
     r = asyncio.run(run())
     assert r.status_code == 404 and "was closed (deleted)" in r.json()["detail"]
+
+
+def test_a_websocket_client_that_stops_reading_is_cut_off_not_buffered_forever() -> None:
+    from streamforest.serve.registry import OUTBOX_LIMIT, SessionRegistry
+
+    async def run() -> tuple[tuple[bool, bool], int, Any]:
+        registry = SessionRegistry(ServeSettings(), factory=lambda mode: object())
+        served = await registry.create("bounded", 1.0)
+        slow, fast = served.listen(), served.listen()
+        for k in range(OUTBOX_LIMIT + 5):
+            served.publish({"type": "alert", "k": k})
+            while not fast.empty():  # this client keeps up
+                fast.get_nowait()
+        items = [slow.get_nowait() for _ in range(slow.qsize())]
+        still_listening = (slow in served.listeners, fast in served.listeners)
+        await registry.stop()
+        return still_listening, len(items), items[-1]
+
+    still_listening, queued, last = asyncio.run(run())
+    assert still_listening == (False, True)
+    assert queued == OUTBOX_LIMIT and last is None  # None = the sender closes that socket with 1013
