@@ -279,25 +279,31 @@ def test_real_uvicorn_serves_rest_and_websocket_and_a_flooding_client_does_not_b
 
 @NEEDS_WATCH
 def test_watch_routes_and_alerts(loaded: Any, frames: list[np.ndarray]) -> None:
+    # threshold 0: the first probe of a watch always fires (and, never reading p < 0, it never re-arms)
     with TestClient(make_app(loaded)) as client:
         sid = new_session(client)
         base = f"/v1/sessions/{sid}"
         r = client.post(f"{base}/watch", json={"question": "Is the traffic light red?", "threshold": 0.0, "cooldown_s": 0})
         assert r.status_code == 201, r.text
-        wid = r.json()["id"]
+        first_id = r.json()["id"]
         assert client.post(f"{base}/watch", json={"question": "x", "threshold": 2}).json()["field"] == "threshold"
         first = client.post(f"{base}/frames?t=0", content=encode(frames[0]))
         assert first.status_code == 200, first.text
         alert = first.json()["alerts"][0]
-        assert alert["watch_id"] == wid and alert["time"] == 0.0 and 0.0 <= alert["probability"] <= 1.0
+        assert alert["watch_id"] == first_id and alert["time"] == 0.0 and 0.0 <= alert["probability"] <= 1.0
         with client.websocket_connect(f"{base}/ws") as ws:
+            ws.send_text(json.dumps({"type": "watch", "question": "Is a car ahead?", "threshold": 0.0, "id": 2}))
+            watching = ws.receive_json()
+            assert watching["type"] == "watching" and watching["id"] == 2
+            second_id = watching["watch_id"]
             ws.send_bytes(frame_message(0.5, encode(frames[1])))
             pushed = ws.receive_json()
-            assert pushed["type"] == "alert" and pushed["watch_id"] == wid and pushed["time"] == 0.5
-            ws.send_text(json.dumps({"type": "unwatch", "watch_id": wid, "id": 3}))
-            assert ws.receive_json() == {"type": "unwatched", "id": 3, "watch_id": wid}
+            assert pushed["type"] == "alert" and pushed["watch_id"] == second_id and pushed["time"] == 0.5
+            ws.send_text(json.dumps({"type": "unwatch", "watch_id": second_id, "id": 3}))
+            assert ws.receive_json() == {"type": "unwatched", "id": 3, "watch_id": second_id}
+        assert client.delete(f"{base}/watch/{first_id}").status_code == 204
+        assert client.delete(f"{base}/watch/{first_id}").json()["field"] == "watch_id"
         assert client.post(f"{base}/frames?t=1", content=encode(frames[2])).status_code == 204
-        assert client.delete(f"{base}/watch/{wid}").status_code == 404
         assert client.get(f"{base}/stats").json()["server"]["alerts"] == 2
 
 

@@ -5,7 +5,7 @@
     GET    /v1/sessions/{id}/stats                                           → the session's stats + "server"
     POST   /v1/sessions/{id}/frames?t=S    JPEG/PNG body                     → 204, or 200 {"alerts": [...]}
     POST   /v1/sessions/{id}/ask           {"question", "follow_up"?}        → the answer
-    POST   /v1/sessions/{id}/watch         {"question", "threshold"?, ...}   → 201 {"id"}
+    POST   /v1/sessions/{id}/watch         {"question", "threshold"?, ...}   → 201 {"id"}  (fields: WATCH_FIELDS)
     DELETE /v1/sessions/{id}/watch/{wid}                                     → 204
     WS     /v1/sessions/{id}/ws            (streamforest.serve.protocol)
     GET    /healthz, GET /                 (no token needed)
@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from streamforest.serve import ops
 from streamforest.serve.errors import ApiError
-from streamforest.serve.protocol import parse_ask, parse_json, parse_session, parse_watch
+from streamforest.serve.protocol import WATCH_FIELDS, parse_ask, parse_json, parse_session, parse_watch
 from streamforest.serve.registry import ServedSession, SessionRegistry
 from streamforest.serve.settings import ServeSettings
 from streamforest.serve.ws import serve_websocket
@@ -199,7 +199,7 @@ def _add_stream_routes(app: FastAPI, registry: SessionRegistry, settings: ServeS
     @app.post("/v1/sessions/{session_id}/watch", status_code=201)
     async def post_watch(request: Request, session_id: str) -> dict[str, Any]:
         served = session_for(request, session_id)
-        data = parse_json(await read_body(request, JSON_LIMIT), ("question", "threshold", "every_s", "cooldown_s", "answer"),
+        data = parse_json(await read_body(request, JSON_LIMIT), WATCH_FIELDS,
                           '{"question": "Is the light red?", "threshold": 0.5}')  # fmt: skip
         return {"id": await ops.watch(served, parse_watch(data, settings))}
 

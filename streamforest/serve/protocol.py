@@ -10,7 +10,7 @@ Client → server:
   PNG bytes;
 * a **text** message is JSON with a ``type``: ``{"type": "ask", "question": ..., "follow_up": false, "id": any}``,
   ``{"type": "watch", "question": ..., "threshold": 0.5, "every_s": null, "cooldown_s": 10, "answer": false,
-  "id": any}``, ``{"type": "unwatch", "watch_id": ..., "id": any}``, ``{"type": "stats", "id": any}``.
+  "option": null, "id": any}``, ``{"type": "unwatch", "watch_id": ..., "id": any}``, ``{"type": "stats", "id": any}``.
 
 Server → client (JSON): ``answer`` (the fields of ``POST .../ask`` plus the request ``id``), ``watching``
 (``watch_id``), ``unwatched``, ``alert`` (``watch_id, question, time, probability, answer``), ``stats``,
@@ -30,7 +30,7 @@ from typing import Any
 from streamforest.serve.errors import ApiError
 from streamforest.serve.settings import ServeSettings
 
-__all__ = ["FRAME_HEADER", "answer_dict", "parse_ask", "parse_json", "parse_session", "parse_watch", "split_frame"]
+__all__ = ["FRAME_HEADER", "WATCH_FIELDS", "answer_dict", "parse_ask", "parse_json", "parse_session", "parse_watch", "split_frame"]
 
 FRAME_HEADER = struct.Struct("<d")
 """Binary WebSocket frame header: the stream time in seconds (little-endian float64)."""
@@ -101,15 +101,25 @@ def parse_ask(data: dict[str, Any], settings: ServeSettings) -> tuple[str, bool]
     return _text(data, "question", settings.max_question_chars), _bool(data, "follow_up", False)
 
 
+WATCH_FIELDS = ("question", "threshold", "every_s", "cooldown_s", "answer", "option")
+
+
 def parse_watch(data: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
-    """``{"question", "threshold"?, "every_s"?, "cooldown_s"?, "answer"?}`` → keyword arguments of ``watch``."""
-    return {
+    """``{"question", "threshold"?, "every_s"?, "cooldown_s"?, "answer"?, "option"?}`` → keyword arguments of
+    ``session.watch`` (``option``: watch that letter of a multiple-choice question instead of "yes")."""
+    kwargs = {
         "question": _text(data, "question", settings.max_question_chars),
         "threshold": _number(data, "threshold", 0.5, 0.0, 1.0),
         "every_s": _number(data, "every_s", None, 0.0, 86400.0, open_low=True),
         "cooldown_s": _number(data, "cooldown_s", 10.0, 0.0, 86400.0),
         "answer": _bool(data, "answer", False),
     }
+    option = data.get("option")
+    if option is not None:
+        if not (isinstance(option, str) and len(option) == 1 and option.isupper()):
+            raise ApiError(422, f"field 'option' must be one capital letter such as \"B\", got {option!r}", "option")
+        kwargs["option"] = option
+    return kwargs
 
 
 def split_frame(message: bytes) -> tuple[float, bytes]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from streamforest.serve import ops
 from streamforest.serve.errors import WS_CLOSE, ApiError
-from streamforest.serve.protocol import parse_ask, parse_json, parse_watch, split_frame
+from streamforest.serve.protocol import WATCH_FIELDS, parse_ask, parse_json, parse_watch, split_frame
 from streamforest.serve.registry import ServedSession, SessionRegistry
 from streamforest.serve.settings import ServeSettings
 
@@ -22,7 +22,7 @@ SLOW_CLIENT = 1013
 """Close code for a client that reads its messages too slowly ("try again later")."""
 COMMANDS = {
     "ask": ("question", "follow_up"),
-    "watch": ("question", "threshold", "every_s", "cooldown_s", "answer"),
+    "watch": WATCH_FIELDS,
     "unwatch": ("watch_id",),
     "stats": (),
 }
