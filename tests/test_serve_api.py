@@ -181,12 +181,34 @@ def test_token_guards_every_route_but_health_and_page(loaded: Any, frames: list[
         with client.websocket_connect(f"/v1/sessions/{sid}/ws") as ws, pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 4401
-        with client.websocket_connect(f"/v1/sessions/{sid}/ws?token=s3cret") as ws:
+        with client.websocket_connect(f"/v1/sessions/{sid}/ws", subprotocols=["bearer", "s3cret"]) as ws:
+            assert ws.accepted_subprotocol == "bearer"
             ws.send_text(json.dumps({"type": "stats"}))
             assert ws.receive_json()["type"] == "stats"
-        with client.websocket_connect("/v1/sessions/unknown/ws?token=s3cret") as ws, pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect(f"/v1/sessions/{sid}/ws", headers=auth) as ws:
+            ws.send_text(json.dumps({"type": "stats"}))
+            assert ws.receive_json()["type"] == "stats"
+        for path, protocols, code in ((f"/v1/sessions/{sid}/ws", ["bearer", "nope"], 4401),
+                                      ("/v1/sessions/unknown/ws", ["bearer", "s3cret"], 4404)):  # fmt: skip
+            with client.websocket_connect(path, subprotocols=protocols) as ws, pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == code
+
+
+def test_requests_from_another_sites_page_are_refused(loaded: Any) -> None:
+    with TestClient(make_app(loaded)) as client:
+        evil = {"Origin": "https://evil.example"}
+        r = client.post("/v1/sessions", content=b"{}", headers=evil)
+        assert r.status_code == 403 and r.json()["field"] == "Origin" and not client.app.state.registry.sessions
+        same = client.post("/v1/sessions", json={}, headers={"Origin": "http://testserver"})
+        assert same.status_code == 201
+        sid = same.json()["id"]
+        with client.websocket_connect(f"/v1/sessions/{sid}/ws", headers=evil) as ws, pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
-        assert closed.value.code == 4404
+        assert closed.value.code == 4403
+        with client.websocket_connect(f"/v1/sessions/{sid}/ws", headers={"Origin": "http://testserver"}) as ws:
+            ws.send_text(json.dumps({"type": "stats"}))
+            assert ws.receive_json()["type"] == "stats"
 
 
 def test_binding_beyond_loopback_needs_a_token(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -312,6 +334,8 @@ def test_settings_reject_bad_caps() -> None:
         ServeSettings(queue_depth=0)
     with pytest.raises(SettingsError, match="--mode"):
         ServeSettings(mode="fast")
+    with pytest.raises(SettingsError, match="no spaces"):
+        ServeSettings(token="two words")  # could not travel as a WebSocket subprotocol
 
 
 def test_registry_runs_all_model_work_on_one_thread(loaded: Any, frames: list[np.ndarray]) -> None:

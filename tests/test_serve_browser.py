@@ -39,12 +39,21 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint: Path) -> Iterator[str]:
+def loaded(tiny_checkpoint: Path) -> Any:
     from streamforest.model.loader import load_pretrained
 
-    loaded = load_pretrained(tiny_checkpoint, dtype="float32")
-    app = create_app(loaded.model, loaded.tokenizer, ServeSettings(max_new_tokens=8), image_processor=loaded.image_processor)
-    with LiveServer(app) as url:
+    return load_pretrained(tiny_checkpoint, dtype="float32")
+
+
+def serve(loaded: Any, **settings: Any) -> LiveServer:
+    app = create_app(loaded.model, loaded.tokenizer, ServeSettings(max_new_tokens=8, **settings),
+                     image_processor=loaded.image_processor)  # fmt: skip
+    return LiveServer(app)
+
+
+@pytest.fixture(scope="module")
+def server(loaded: Any) -> Iterator[str]:
+    with serve(loaded) as url:
         yield url
 
 
@@ -59,13 +68,18 @@ def browser(videos: dict[str, Path]) -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
+def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
     page = browser.new_page(viewport=VIEWPORT)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server + "/")
+    page.goto(url + "/")
     page.fill("#fps", "5")
+    return page, errors
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    page, errors = open_page(browser, server)
     yield page
     page.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -102,7 +116,8 @@ def test_webcam_stream_answers_a_question(page: Any, tmp_path: Path) -> None:
     shot = screenshot(page, tmp_path)
     assert shot.stat().st_size > 10_000
     page.click("#stop")
-    assert page.inner_text("#session") == "none"
+    page.wait_for_function("document.getElementById('session').textContent === 'none' && "
+                           "document.getElementById('conn').textContent === 'offline'", timeout=10_000)
 
 
 def test_file_picker_stream_answers_with_the_video_time(page: Any, videos: dict[str, Path]) -> None:
@@ -112,6 +127,20 @@ def test_file_picker_stream_answers_with_the_video_time(page: Any, videos: dict[
     meta = page.locator("#answers li .meta").last.inner_text()
     seconds = float(meta.split("at ")[1].split(" s")[0])
     assert 0 < seconds <= 4.0 and "frames up to" in text  # the 4 s clip's own time, not wall time
+
+
+def test_page_with_a_token_sends_it_over_rest_and_the_websocket(browser: Any, loaded: Any) -> None:
+    with serve(loaded, token="page-s3cret") as url:
+        page, errors = open_page(browser, url)
+        page.click("#webcam")
+        page.locator("#notice").filter(has_text="could not start a session").wait_for(timeout=20_000)
+        assert "token" in page.inner_text("#notice")  # 401 names the header
+        page.fill("#token", "page-s3cret")
+        page.click("#webcam")
+        sent_frames(page, 2)
+        assert "frames up to" in ask(page, QUESTION)
+        page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.mark.skipif(not hasattr(StreamingSession, "watch"), reason="standing questions land with issue 12")

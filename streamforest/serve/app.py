@@ -16,7 +16,6 @@ A frame that finds the session's queue full answers 429 and is counted in ``stat
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from importlib import resources
 from typing import Any
@@ -26,6 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from streamforest.serve import ops
+from streamforest.serve.auth import check_origin, check_token
 from streamforest.serve.errors import ApiError
 from streamforest.serve.protocol import WATCH_FIELDS, parse_ask, parse_json, parse_session, parse_watch
 from streamforest.serve.registry import ServedSession, SessionRegistry
@@ -42,26 +42,6 @@ JSON_LIMIT = 64 * 1024
 
 def _static_dir() -> Any:
     return resources.files("streamforest.serve") / "static"
-
-
-def check_token(settings: ServeSettings, header: str | None, query: str | None = None) -> None:
-    """401 unless the bearer token matches (no-op when the server has no token)."""
-    if not settings.token:
-        return
-    given = None
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise ApiError(401, "the Authorization header must be 'Bearer TOKEN'", "Authorization")
-        given = value.strip()
-    elif query:
-        given = query
-    if given is None:
-        raise ApiError(401, "this server needs a token: send the header 'Authorization: Bearer TOKEN' "
-                            "(WebSocket: ?token=TOKEN)", "Authorization")  # fmt: skip
-    if not hmac.compare_digest(given.encode(), settings.token.encode()):
-        raise ApiError(401, "wrong token: use the token the server was started with (--token or "
-                            "$STREAMFOREST_TOKEN)", "Authorization")  # fmt: skip
 
 
 async def read_body(request: Any, limit: int, field: str = "body") -> bytes:
@@ -106,12 +86,24 @@ def create_app(model: Any, tokenizer: Any, settings: ServeSettings | None = None
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+        return _error_response(exc)
+
+    @app.middleware("http")
+    async def _same_origin(request: Request, call_next: Any) -> Any:
+        try:
+            check_origin(request.headers)
+        except ApiError as e:
+            return _error_response(e)
+        return await call_next(request)
 
     _add_session_routes(app, model, registry, settings)
     _add_stream_routes(app, registry, settings)
     return app
+
+
+def _error_response(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
 
 
 def _session_lookup(registry: SessionRegistry, settings: ServeSettings) -> Any:
@@ -158,7 +150,7 @@ def _add_session_routes(app: FastAPI, model: Any, registry: SessionRegistry, set
 
     @app.websocket("/v1/sessions/{session_id}/ws")
     async def websocket(ws: WebSocket, session_id: str) -> None:
-        await serve_websocket(ws, session_id, registry, settings, check_token)
+        await serve_websocket(ws, session_id, registry, settings)
 
 
 

@@ -16,7 +16,8 @@ Server → client (JSON): ``answer`` (the fields of ``POST .../ask`` plus the re
 (``watch_id``), ``unwatched``, ``alert`` (``watch_id, question, time, probability, answer``), ``stats``,
 ``dropped`` (a frame was dropped: ``t``, ``reason``, ``frames_dropped`` so far) and ``error`` (``status``,
 ``field``, ``message``, the request ``id``). The connection stays open after an ``error``; it is closed with
-code 4401 (token), 4404 (unknown or closed session), 4408 (idle expiry), 1009 (a message over the size limit)
+code 4401 (token), 4403 (another site's page), 4404 (unknown or closed session), 4408 (idle expiry), 1009 (a
+message over the size limit)
 or 1013 (the client read its messages too slowly: more than ``OUTBOX_LIMIT`` piled up).
 """
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 
 __all__ = ["TOKEN_ENV", "ServeSettings", "SettingsError", "is_loopback"]
 
 TOKEN_ENV = "STREAMFOREST_TOKEN"
 """Environment variable read when ``--token`` is not given."""
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+"""Characters a token may use (it travels as a WebSocket subprotocol, an HTTP token)."""
 
 
 class SettingsError(ValueError):
@@ -81,8 +84,11 @@ class ServeSettings:
                 raise SettingsError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if not 0 <= int(self.port) <= 65535:
             raise SettingsError(f"--port must be 0..65535, got {self.port}")
-        if self.token is not None and not self.token.strip():
-            raise SettingsError(f"--token (or ${TOKEN_ENV}) is empty; give a non-empty token or none")
+        if self.token is not None and not _TOKEN_CHARS.fullmatch(self.token):
+            raise SettingsError(
+                f"--token (or ${TOKEN_ENV}) must be non-empty letters, digits and !#$%&'*+.^_`|~- (no spaces), e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+            )
         if not is_loopback(self.host) and not self.token:
             raise SettingsError(
                 f"refusing to bind {self.host}: other machines could reach the server without a password. "

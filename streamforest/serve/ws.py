@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from streamforest.serve import ops
+from streamforest.serve.auth import WS_AUTH_PROTOCOL, check_origin, check_token, offered_token
 from streamforest.serve.errors import WS_CLOSE, ApiError
 from streamforest.serve.protocol import WATCH_FIELDS, parse_ask, parse_json, parse_watch, split_frame
 from streamforest.serve.registry import ServedSession, SessionRegistry
@@ -37,12 +37,13 @@ async def _close(ws: Any, status: int, message: str) -> None:
         await ws.close(code=WS_CLOSE.get(status, 4000 + status), reason=message.encode()[:120].decode(errors="ignore"))
 
 
-async def serve_websocket(ws: Any, session_id: str, registry: SessionRegistry, settings: ServeSettings,
-                          check_token: Callable[..., None]) -> None:  # fmt: skip
+async def serve_websocket(ws: Any, session_id: str, registry: SessionRegistry, settings: ServeSettings) -> None:
     """Run one WebSocket connection until the client leaves or the session closes."""
-    await ws.accept()
+    subprotocols = list(ws.scope.get("subprotocols") or [])
+    await ws.accept(subprotocol=WS_AUTH_PROTOCOL if WS_AUTH_PROTOCOL in subprotocols else None)
     try:
-        check_token(settings, ws.headers.get("authorization"), ws.query_params.get("token"))
+        check_origin(ws.headers)
+        check_token(settings, ws.headers.get("authorization"), offered_token(subprotocols))
         served = registry.get(session_id)
     except ApiError as e:
         await _close(ws, e.status, e.message)

@@ -45,10 +45,10 @@ async function startSession() {
 
 function openSocket(sid) {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const token = $("token").value.trim();
-  const url = `${proto}://${location.host}/v1/sessions/${sid}/ws` + (token ? "?token=" + encodeURIComponent(token) : "");
+  const token = $("token").value.trim();  // browsers cannot set headers on a WebSocket: the token rides as a subprotocol
+  const url = `${proto}://${location.host}/v1/sessions/${sid}/ws`;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url); ws.binaryType = "arraybuffer";
+    const ws = token ? new WebSocket(url, ["bearer", token]) : new WebSocket(url); ws.binaryType = "arraybuffer";
     ws.onopen = () => { S.ws = ws; setConn(true, "streaming"); resolve(); };
     ws.onerror = () => reject(new Error("WebSocket failed"));
     ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
@@ -63,9 +63,9 @@ function openSocket(sid) {
 async function stopSession(remove = true) {
   clearInterval(S.timer); clearInterval(S.poll); S.timer = S.poll = null;
   const sid = S.sid, ws = S.ws; S.sid = null; S.ws = null;
+  $("watches").innerHTML = ""; $("stop").disabled = true; updateStatus();
   if (ws && ws.readyState <= 1) ws.close(1000);
   if (remove && sid) await fetch(`/v1/sessions/${sid}`, { method: "DELETE", headers: authHeaders() }).catch(() => {});
-  $("watches").innerHTML = ""; $("stop").disabled = true; updateStatus();
 }
 
 function send(msg) {
