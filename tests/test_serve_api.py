@@ -296,6 +296,21 @@ def test_real_uvicorn_serves_rest_and_websocket_and_a_flooding_client_does_not_b
     assert too_big.status_code == 413 and too_big.json()["field"] == "body"
 
 
+def test_websocket_message_over_the_size_limit_closes_with_1009(loaded: Any, frames: list[np.ndarray]) -> None:
+    import httpx
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with LiveServer(make_app(loaded), ws_max_size=4096) as url:
+        with httpx.Client(base_url=url) as http:
+            sid = new_session(http)
+        with connect(url.replace("http", "ws") + f"/v1/sessions/{sid}/ws") as ws:
+            ws.send(frame_message(0.0, b"\xff" * 10_000))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 # ------------------------------------------------------------------------------------------------ standing questions
 
 

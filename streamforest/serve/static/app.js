@@ -82,7 +82,10 @@ function sampleFrame() {
   const v = $("video");
   if (!S.ws || S.ws.readyState !== 1 || v.paused || v.ended || v.readyState < 2 || !v.videoWidth) return;
   const t = streamTime();
-  if (t <= S.lastT) return;  // time must not go backwards (a seek back needs a new session)
+  if (t <= S.lastT) {  // stream time only moves forward: a seek back needs a new session
+    if (t < S.lastT - 0.5) notice("the video went back in time; frames resume after " + fmt(S.lastT) + " (pick the file again for a new stream)");
+    return;
+  }
   const c = $("canvas");
   if (!c.width) {  // fixed for the whole session: every frame of a stream has the first frame's size
     const scale = Math.min(1, MAX_WIDTH / v.videoWidth);
