@@ -354,7 +354,7 @@ def test_settings_reject_bad_caps() -> None:
 
 
 def test_registry_runs_all_model_work_on_one_thread(loaded: Any, frames: list[np.ndarray]) -> None:
-    app = make_app(loaded)
+    app = make_app(loaded, max_sessions=4)
     threads: set[str] = set()
     original = StreamingSession.push
 
@@ -374,6 +374,8 @@ def test_registry_runs_all_model_work_on_one_thread(loaded: Any, frames: list[np
         transport = httpx.ASGITransport(app=app)
         async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             sids = [(await c.post("/v1/sessions", json={})).json()["id"] for _ in range(3)]
+            extra = await asyncio.gather(*(c.post("/v1/sessions", json={}) for _ in range(3)))  # limit 4, 3 open
+            assert sorted(r.status_code for r in extra) == [201, 429, 429]
             for k in range(2):  # the sessions' frames concurrently (one session's frames in order)
                 posts = [c.post(f"/v1/sessions/{s}/frames?t={k}", content=encode(frames[k])) for s in sids]
                 assert [r.status_code for r in await asyncio.gather(*posts)] == [204] * 3

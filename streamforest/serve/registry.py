@@ -252,15 +252,19 @@ class SessionRegistry:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamforest-model")
         self.sessions: dict[str, ServedSession] = {}
         self.expired = 0
+        self._creating = 0
         self._reaper: asyncio.Task[None] | None = None
 
     async def create(self, mode: str, fps_hint: float) -> ServedSession:
-        if len(self.sessions) >= self.settings.max_sessions:
+        if len(self.sessions) + self._creating >= self.settings.max_sessions:  # counts creations in flight
             raise ApiError(429, f"{len(self.sessions)} sessions are open, the limit is {self.settings.max_sessions} "
                                 "(--max-sessions); close one with DELETE /v1/sessions/{id} or wait for idle ones to "
                                 f"expire (--idle-timeout {self.settings.idle_timeout:g} s)")  # fmt: skip
-        loop = asyncio.get_running_loop()
-        session = await loop.run_in_executor(self.executor, self.factory, mode)
+        self._creating += 1
+        try:
+            session = await asyncio.get_running_loop().run_in_executor(self.executor, self.factory, mode)
+        finally:
+            self._creating -= 1
         sid = secrets.token_hex(8)
         served = ServedSession(sid, session, self.settings, self, fps_hint=fps_hint)
         self.sessions[sid] = served
