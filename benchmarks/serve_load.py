@@ -207,8 +207,13 @@ def summarise(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any
 def write_report(args: argparse.Namespace, summary: dict[str, Any], result: dict[str, Any]) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "serve_load.json").write_text(json.dumps({"summary": summary, "rss": result["rss"],
-                                                     "clients": result["clients"]}, indent=1))  # fmt: skip
+    clients = [{"session": c["session"], "sent": c["sent"], "unanswered": c["unanswered"], "dropped": c["dropped"],
+                "alerts": c["alerts"], "errors": c["errors"], "answers": len(c["answers"]),
+                "rtt_ms": [round(a["rtt_ms"], 1) for a in c["answers"]], "server": c["stats"]["server"],
+                **{k: c["stats"][k] for k in ("question_latency_ms", "frame_latency_ms", "memory_tokens")}}
+               for c in result["clients"]]  # fmt: skip
+    rss = [[round(t, 1), round(m, 1)] for t, m in result["rss"]]
+    (out / "serve_load.json").write_text(json.dumps({"summary": summary, "rss": rss, "clients": clients}, indent=1))
     s = summary
     lines = [
         "# Serve load benchmark", "",
