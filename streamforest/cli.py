@@ -159,8 +159,21 @@ def run_stream(args: argparse.Namespace) -> int:
 # Dispatcher
 # ----------------------------------------------------------------------------------------------------------
 
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from streamforest.serve.command import add_serve_arguments
+
+    add_serve_arguments(parser)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from streamforest.serve.command import run_serve
+
+    return run_serve(args)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "stream": ("play a video through an online session and answer timed questions", _add_stream_arguments, run_stream),
+    "serve": ("serve live streams over HTTP/WebSocket with a web page", _add_serve_arguments, _run_serve),
 }
 """Subcommand name → (help, add_arguments(parser), run(args) -> exit status)."""
 
