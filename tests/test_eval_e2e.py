@@ -233,6 +233,46 @@ def test_adapter_failed_sample_is_empty_and_run_goes_on(adapter, tmp_path: Path,
     assert model.calls[0][1]["max_new_tokens"] == 1024  # wrapper default without task generation kwargs
 
 
+def test_adapter_failure_summary_reaches_the_console(adapter, tmp_path: Path, capfd, monkeypatch) -> None:
+    """Issue 16: under lmms-eval (loguru; `logging` unconfigured) the adapter's warnings were invisible. The
+    adapter shows the streamforest.eval logs and ends each task with a summary: failed count and first paths."""
+    import logging
+
+    from streamforest.eval.adapter import StreamForestLMM
+
+    root, eval_log = logging.getLogger(), logging.getLogger("streamforest.eval")
+    monkeypatch.setattr(root, "handlers", [])  # as under lmms-eval: no handler on the root logger
+    monkeypatch.setattr(eval_log, "handlers", [])
+    monkeypatch.setattr(eval_log, "level", logging.NOTSET)
+    lmm, _, _ = adapter
+    lmm = StreamForestLMM(pretrained=str(tmp_path / "ckpt"), max_frames_num=16, device="cpu")  # shows the logs
+    good = tmp_path / "good.mp4"
+    write_video(good, seconds=2)
+    lmm.task_dict = {"t1": {"test": [{}] * 4}, "t2": {"test": [{}]}}
+    visuals = [[str(tmp_path / f"broken{k}.mp4")] for k in range(3)] + [[str(good)], [str(good)]]
+    for k in range(3):
+        (tmp_path / f"broken{k}.mp4").write_bytes(b"not a video")
+    requests = [_request("generate_until", ("Q?", {}, lambda doc, v=v: v, i % 4, "t1" if i < 4 else "t2", "test"))
+                for i, v in enumerate(visuals)]  # fmt: skip
+    capfd.readouterr()
+    assert lmm.generate_until(requests) == ["", "", "", "B", "B"]
+    err = capfd.readouterr().err
+    summary = [line for line in err.splitlines() if "task t1:" in line]
+    assert len(summary) == 1 and "3 of 4 sample(s) failed" in summary[0], err
+    assert all(f"broken{k}.mp4" in summary[0] for k in range(3))
+    assert "task t2" not in err  # no failures, no summary
+
+
+def test_adapter_names_a_bad_integer_model_arg(adapter) -> None:
+    """Issue 16: max_frames_num=abc gave "invalid literal for int()" without naming the argument."""
+    from streamforest.eval.adapter import StreamForestLMM
+
+    with pytest.raises(ValueError, match="max_frames_num='abc' is not an integer"):
+        StreamForestLMM(pretrained="x", max_frames_num="abc")
+    with pytest.raises(ValueError, match="mm_local_num_frames='0' must be >= 1"):
+        StreamForestLMM(pretrained="x", mm_local_num_frames="0")
+
+
 def test_adapter_multi_round_reuses_visual_tokens(adapter, tmp_path: Path) -> None:
     lmm, model, _ = adapter
     video = tmp_path / "v.mp4"
