@@ -101,7 +101,7 @@ def check_question(question: Any, where: str = "question") -> str:
     if not isinstance(question, str):
         raise TypeError(f"{where} must be a str, got {type(question).__name__} ({question!r:.60})")
     if not question.strip():
-        raise ValueError(f"{where} is empty; ask a question")
+        raise ValueError(f"{where} must be a non-empty string, got {question!r}; ask a question")
     try:
         question.encode("utf-8")
     except UnicodeEncodeError as e:

@@ -118,7 +118,7 @@ def test_ask_refuses_bad_times_and_questions(sf: StreamForest, video: Path) -> N
         sf.ask(video, b"What is ahead?", at=5.0)
     with pytest.raises(TypeError, match="question must be a str"):
         sf.option_scores(video, None, at=5.0)
-    with pytest.raises(ValueError, match="question is empty"):
+    with pytest.raises(ValueError, match="question must be a non-empty string"):
         sf.ask(video, "  \n", at=5.0)
     with pytest.raises(ValueError, match=r"character 4 is '\\udcff' \(a lone surrogate"):
         sf.ask(video, "what\udcff?", at=5.0)  # non-UTF-8 bytes as Python reads them (surrogateescape)
@@ -168,5 +168,5 @@ def test_session_refuses_nan_time_and_bad_text(sf: StreamForest) -> None:
         session.ask("Q?", at=float("nan"))  # used to say "before the newest frame"
     with pytest.raises(StreamError, match="lone surrogate"):
         session.ask("Q\udcff?")
-    with pytest.raises(StreamError, match="question is empty"):
+    with pytest.raises(StreamError, match="question must be a non-empty string"):
         session.ask("")
