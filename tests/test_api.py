@@ -104,26 +104,29 @@ def test_option_scores_agree_with_greedy_first_letter(sf: StreamForest, video: P
 
 
 # ------------------------------------------------------------------------------------------ issue 16: bad input
-def test_ask_refuses_bad_times_and_questions(sf: StreamForest, video: Path) -> None:
-    """Each case used to fail deep inside (``'<=' not supported``, a tokenizers TypeError) or was answered."""
-    with pytest.raises(ValueError, match=r"at must be a number of seconds, got '5' \(str\)"):
-        sf.ask(video, "Q?", at="5")
-    with pytest.raises(ValueError, match="at must be a finite number"):
-        sf.ask(video, "Q?", at=float("nan"))
-    with pytest.raises(ValueError, match="start must be a finite number"):
-        sf.ask(video, "Q?", at=5.0, start=float("-inf"))
-    with pytest.raises(TypeError, match=r"question must be a str, got NoneType"):
-        sf.ask(video, None, at=5.0)
-    with pytest.raises(TypeError, match=r"got bytes; decode it first"):
-        sf.ask(video, b"What is ahead?", at=5.0)
-    with pytest.raises(TypeError, match="question must be a str"):
-        sf.option_scores(video, None, at=5.0)
-    with pytest.raises(ValueError, match="question must be a non-empty string"):
-        sf.ask(video, "  \n", at=5.0)
-    with pytest.raises(ValueError, match=r"character 4 is '\\udcff' \(a lone surrogate"):
-        sf.ask(video, "what\udcff?", at=5.0)  # non-UTF-8 bytes as Python reads them (surrogateescape)
-    with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 1, got 0"):
-        sf.ask(video, "Q?", at=5.0, max_new_tokens=0)  # used to generate 64 tokens
+BAD_ASKS = {  # kwargs of ask / option_scores → (error, message); each used to fail deep inside or be answered
+    "at_str": ({"at": "5"}, ValueError, r"at must be a number of seconds, got '5' \(str\)"),  # '<=' not supported
+    "at_nan": ({"at": float("nan")}, ValueError, "at must be a finite number"),
+    "start_inf": ({"start": float("-inf")}, ValueError, "start must be a finite number"),
+    "none": ({"question": None}, TypeError, r"question must be a str, got NoneType"),
+    "bytes": ({"question": b"What is ahead?"}, TypeError, r"got bytes; decode it first"),
+    "scores_none": ({"question": None, "scores": True}, TypeError, "question must be a str"),
+    "empty": ({"question": "  \n"}, ValueError, "question must be a non-empty string"),  # was answered
+    "surrogate": ({"question": "what\udcff?"}, ValueError, r"character 4 is '\\udcff' \(a lone surrogate"),
+    "zero_tokens": ({"max_new_tokens": 0}, ValueError, "max_new_tokens must be an integer >= 1, got 0"),  # gave 64
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ASKS))
+def test_ask_refuses_bad_times_and_questions(sf: StreamForest, video: Path, case: str) -> None:
+    kwargs, error, message = BAD_ASKS[case]
+    kwargs = {"question": "Q?", "at": 5.0, **kwargs}
+    with pytest.raises(error, match=message):
+        if kwargs.pop("scores", False):
+            kwargs.pop("max_new_tokens", None)
+            sf.option_scores(video, **kwargs)
+        else:
+            sf.ask(video, **kwargs)
 
 
 def test_ask_accepts_frames_as_a_list_or_a_tensor(sf: StreamForest) -> None:
@@ -159,14 +162,14 @@ def test_question_that_does_not_fit_the_context_is_refused(sf: StreamForest, vid
     assert sf.ask(video, "Q?", at=6.0, max_new_tokens=4).num_frames == 7  # a short one still fits
 
 
-def test_session_refuses_nan_time_and_bad_text(sf: StreamForest) -> None:
+@pytest.mark.parametrize(("question", "at", "message"), [
+    ("Q?", float("nan"), r"at=nan must be a finite number of seconds"),  # used to say "before the newest frame"
+    ("Q\udcff?", None, "lone surrogate"),  # was a tokenizers TypeError
+])  # fmt: skip
+def test_session_refuses_nan_time_and_bad_text(sf: StreamForest, question: str, at: float | None, message: str) -> None:
     from streamforest.streaming import StreamError
 
     session = sf.stream(max_new_tokens=2)
     session.push(np.zeros((32, 32, 3), np.uint8), 1.0)
-    with pytest.raises(StreamError, match=r"at=nan must be a finite number of seconds"):
-        session.ask("Q?", at=float("nan"))  # used to say "before the newest frame"
-    with pytest.raises(StreamError, match="lone surrogate"):
-        session.ask("Q\udcff?")
-    with pytest.raises(StreamError, match="question must be a non-empty string"):
-        session.ask("")
+    with pytest.raises(StreamError, match=message):
+        session.ask(question, at=at)
