@@ -81,8 +81,15 @@ def eval_env(anno: Path, videos: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_lmms_eval_cli_with_tiny_checkpoint(tiny_checkpoint: Path, odv_data: tuple[Path, Path], tmp_path: Path) -> None:
-    anno, videos = odv_data
+    _, videos = odv_data
     task = "odvbench_targeting_single_static_objects_v4"
+    # a corrupt video among the good ones: answered '' and counted, and the summary must reach the console
+    (videos / "ODVBench" / "drive" / "broken.mp4").write_bytes(b"not a video at all")
+    docs = json.loads((odv_data[0] / "ODVBench" / f"{ODV_CONFIGS[0]}.json").read_text())
+    docs.append({**docs[0], "video": "drive/broken.mp4"})
+    anno = tmp_path / "anno"
+    (anno / "ODVBench").mkdir(parents=True)
+    (anno / "ODVBench" / f"{ODV_CONFIGS[0]}.json").write_text(json.dumps(docs))
     cmd = [
         sys.executable, "-m", "lmms_eval",
         "--model", "streamforest",
@@ -98,9 +105,12 @@ def test_lmms_eval_cli_with_tiny_checkpoint(tiny_checkpoint: Path, odv_data: tup
     row = data["results"][task]
     assert 0.0 <= row["odvbench_accuracy,none"] <= 100.0
     assert 0.0 <= row["odvbench_accuracy_strict,none"] <= row["odvbench_accuracy,none"] + 1e-9
-    assert data["n-samples"][task]["effective"] == 2
+    assert data["n-samples"][task]["effective"] == 3
     samples = [json.loads(line) for f in (tmp_path / "out").rglob(f"*_samples_{task}.jsonl") for line in f.open()]
-    assert len(samples) == 2
+    assert len(samples) == 3
+    summary = [line for line in proc.stderr.splitlines() if f"task {task}: 1 of 3 sample(s) failed" in line]
+    assert len(summary) == 1 and "broken.mp4" in summary[0], log  # issue 16: was invisible under lmms-eval
+    assert row["odvbench_accuracy_strict,none"] <= 100.0 * 2 / 3 + 1e-9  # the failed sample counts wrong
     record = samples[0]["odvbench_accuracy"]
     assert set(record) >= {"score", "empty", "pred", "gt", "categories"}
     assert record["gt"] in ("A", "B")
