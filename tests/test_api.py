@@ -160,6 +160,9 @@ def test_question_that_does_not_fit_the_context_is_refused(sf: StreamForest, vid
     with pytest.raises(PromptTooLongError, match="context of 300 tokens"):
         session.ask(long_question)
     assert sf.ask(video, "Q?", at=6.0, max_new_tokens=4).num_frames == 7  # a short one still fits
+    monkeypatch.undo()  # the checkpoint's own context (32768): the 100,000-character question
+    with pytest.raises(PromptTooLongError, match="context of 32768 tokens"):
+        sf.ask(video, "x" * 100_000, at=6.0, max_new_tokens=4)
 
 
 @pytest.mark.parametrize(("question", "at", "message"), [
