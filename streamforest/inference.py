@@ -34,9 +34,13 @@ __all__ = [
     "EVAL_SETTINGS",
     "WRAPPER_DEFAULTS",
     "Clip",
+    "PromptTooLongError",
     "EvalSettings",
     "Generation",
     "Prompt",
+    "check_fits",
+    "check_question",
+    "check_seconds",
     "clip_length",
     "clip_time_message",
     "frames_at",
@@ -78,6 +82,90 @@ WRAPPER_DEFAULTS = EvalSettings(max_frames=32, time_msg="short_online")
 """The reference lmms-eval wrapper's constructor defaults (REFERENCE §5.2): what ``--model streamforest``
 uses when ``--model_args`` leaves ``max_frames_num`` / ``time_msg`` out. The released scripts always pass
 :data:`EVAL_SETTINGS`; these are kept so that a bare lmms-eval call behaves as the reference's did."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Input checks (shared by the notebook API, the lmms-eval adapter and the streaming session)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def check_question(question: Any, where: str = "question") -> str:
+    """``question`` if it is a non-empty ``str`` that encodes as UTF-8; otherwise a clear error.
+
+    Raises:
+        TypeError: not a ``str`` (bytes: decode them first). ValueError: empty, or holding a lone surrogate
+            (e.g. non-UTF-8 bytes on a command line, read with ``surrogateescape``), with its position.
+    """
+    if isinstance(question, (bytes, bytearray)):
+        raise TypeError(f"{where} must be a str, got bytes; decode it first, e.g. question.decode('utf-8')")
+    if not isinstance(question, str):
+        raise TypeError(f"{where} must be a str, got {type(question).__name__} ({question!r:.60})")
+    if not question.strip():
+        raise ValueError(f"{where} must be a non-empty string, got {question!r}; ask a question")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"{where} is not valid text: character {e.start} is {question[e.start]!r} (a lone surrogate, e.g. from "
+            "non-UTF-8 bytes); give UTF-8 text"
+        ) from None
+    return question
+
+
+def check_seconds(value: Any, name: str, *, allow_none: bool = True) -> float | None:
+    """``value`` as a finite float of seconds (None passes when ``allow_none``); a string, NaN or ±inf is a
+    ``ValueError`` naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r} ({type(value).__name__}); e.g. {name}=5.0")
+    seconds = float(value)
+    if not np.isfinite(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+class PromptTooLongError(ValueError):
+    """A prompt (text + visual tokens) plus the answer does not fit the model's context (:func:`check_fits`)."""
+
+
+def check_fits(model: Any, prompt: Prompt, max_new_tokens: int = 0) -> None:
+    """Refuse a prompt that, with ``max_new_tokens`` of answer, exceeds the model's context
+    (``tokenizer_model_max_length``: a longer sequence would be cut from the end, dropping the assistant header)."""
+    limit = getattr(getattr(model, "multimodal", None), "tokenizer_model_max_length", None)
+    if not isinstance(limit, int) or limit < 1:
+        return  # unlimited or unknown
+    text, visual = int(prompt.input_ids.shape[1]) - 1, int(prompt.visual.shape[0])
+    if text + visual + max_new_tokens > limit:
+        raise PromptTooLongError(
+            f"the prompt does not fit the model's context of {limit} tokens: {text} text tokens (question, "
+            f"time message, template) + {visual} visual tokens + {max_new_tokens} answer tokens = "
+            f"{text + visual + max_new_tokens}; shorten the question or use fewer frames"
+        )
+
+
+def _frame_stack(video: Any) -> np.ndarray | None:
+    """Frames given in memory (numpy array, torch tensor, list of ``[H,W,3]`` arrays / tensors / PIL images)
+    as one ``[T,H,W,3]`` array; None for a path."""
+    if isinstance(video, (Tensor, np.ndarray)):
+        return video.detach().cpu().numpy() if isinstance(video, Tensor) else video
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("the list of frames is empty")
+        from PIL import Image
+
+        frames = [np.asarray(f.convert("RGB")) if isinstance(f, Image.Image) else
+                  f.detach().cpu().numpy() if isinstance(f, Tensor) else np.asarray(f) for f in video]  # fmt: skip
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"the frames differ in shape ({sorted(shapes)[:3]}); give frames of one size")
+        return np.stack(frames)
+    if isinstance(video, (str, Path)) or hasattr(video, "__fspath__"):
+        return None
+    raise TypeError(
+        f"video must be a file or frame-folder path, or frames uint8 [T,H,W,3] (numpy array, torch tensor, or a "
+        f"list of [H,W,3] arrays / PIL images), got {type(video).__name__}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -183,7 +271,7 @@ def _array_clip(
 
 
 def frames_at(
-    video: str | Path | np.ndarray,
+    video: str | Path | np.ndarray | Tensor | Sequence[Any],
     at: float | None = None,
     start: float = 0.0,
     *,
@@ -195,25 +283,30 @@ def frames_at(
     """The frames the evaluation samples to answer at time ``at`` (s) over ``[start, at]``.
 
     Args:
-        video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (then ``fps`` or ``timestamps``).
+        video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (numpy array, torch tensor or a list
+            of ``[H,W,3]`` arrays / PIL images; then ``fps`` or ``timestamps``).
         at: question time; None = the end of the video.
         start: clip start (the reference evaluates ``[0, at]``).
         fps: frame rate of a frame folder or array; timestamps: per-frame times of an array instead.
         max_frames: frame cap; local_num_frames: frames per clip (:func:`clip_length`).
 
     Raises:
-        FileNotFoundError: a missing path. ValueError: ``at`` not after ``start``, beyond the video, bad arrays.
+        FileNotFoundError: a missing path. TypeError: an unsupported ``video``. ValueError: ``at`` / ``start`` not
+            finite numbers, ``at`` not after ``start`` or beyond the video, bad arrays.
     """
     from streamforest.video import END_MARGIN_S
 
+    at = check_seconds(at, "at")
+    start = check_seconds(start, "start", allow_none=False)
     if at is not None and at <= start:
         raise ValueError(f"at={at} must be after start={start} (the clip [start, at] would be empty)")
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
     sampler = {"min_num_frames": EVAL_SETTINGS.min_frames, "max_num_frames": max_frames,
                "local_num_frames": local_num_frames}  # fmt: skip
-    if isinstance(video, np.ndarray):
-        got = _array_clip(video, at, start, fps, timestamps, sampler)
+    stack = _frame_stack(video)
+    if stack is not None:
+        got = _array_clip(stack, at, start, fps, timestamps, sampler)
     else:
         src = Path(video)
         if not src.exists():
@@ -332,6 +425,7 @@ def make_prompt(
     """
     from streamforest.prompts import build_inference_prompt, tokenizer_image_token
 
+    check_question(question)
     text = build_inference_prompt(question, time_msg or None, template=template, history=history)
     ids = tokenizer_image_token(text, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt").unsqueeze(0)
     return Prompt(ids.to(device) if device is not None else ids, visual, visual_parts)
@@ -357,6 +451,8 @@ def generation_kwargs(overrides: Mapping[str, Any] | None = None) -> dict[str, A
 
     cfg = {**EVAL_GENERATION_DEFAULTS, **{k: v for k, v in (overrides or {}).items() if k != "until"}}
     sampling = bool(cfg["do_sample"]) and float(cfg["temperature"] or 0) > 0
+    if isinstance(cfg["max_new_tokens"], bool) or int(cfg["max_new_tokens"]) < 1:  # 0: transformers' own default
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {cfg['max_new_tokens']!r}")
     out = {"max_new_tokens": int(cfg["max_new_tokens"]), "do_sample": sampling, "num_beams": int(cfg["num_beams"]),
            "use_cache": True}  # fmt: skip
     if sampling:
@@ -373,6 +469,8 @@ def generate(
 
     ids = prompt.input_ids
     stop = stop_string(template)
+    settings = generation_kwargs(overrides)
+    check_fits(model, prompt, settings["max_new_tokens"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
         out = model.generate(
@@ -382,7 +480,7 @@ def generate(
             attention_mask=torch.ones_like(ids),
             pad_token_id=pad,
             stopping_criteria=[KeywordsStoppingCriteria([stop], tokenizer, ids)] if stop else [],
-            **generation_kwargs(overrides),
+            **settings,
         )
     return Generation(tokenizer.batch_decode(out, skip_special_tokens=True)[0].strip(), out[0].tolist())
 
@@ -392,6 +490,7 @@ def option_scores(model: Any, tokenizer: Any, prompt: Prompt, letters: str = "AB
     letter_ids = [tokenizer.convert_tokens_to_ids(letter) for letter in letters]
     if any(i is None or i == tokenizer.unk_token_id for i in letter_ids):
         raise ValueError(f"the tokenizer has no single token for every letter of {letters!r}")
+    check_fits(model, prompt)
     with torch.inference_mode():
         out = model(input_ids=prompt.input_ids, visual_features=[prompt.visual], modalities=["video"])
     logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)

@@ -7,8 +7,11 @@ clip — the online question time is the clip end; ``<image>`` + time message + 
 template. Defaults without ``--model_args`` are the reference wrapper's
 (:data:`~streamforest.inference.WRAPPER_DEFAULTS`: 32 frames, ``short_online``); the released scripts pass
 :data:`~streamforest.inference.EVAL_SETTINGS` (2048, ``short_online_v2``). Batch size 1; data
-parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded is answered
-with ``""`` and a warning, so the strict metric counts it wrong and the run goes on.
+parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded (or whose prompt
+does not fit the model's context) is answered with ``""`` and a warning, so the strict metric counts it wrong and
+the run goes on; each task ends with a summary line (failed samples, the first paths) on the console — the
+adapter shows the ``streamforest.eval`` logs (:func:`streamforest.eval.media.show_eval_logs`), which lmms-eval
+(loguru) would leave invisible.
 
 Imported only by lmms-eval (through the ``lmms_eval.models`` entry point), hence the module-level import.
 """
@@ -24,6 +27,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from streamforest import inference
+from streamforest.eval.media import show_eval_logs
 from streamforest.video import backend_for
 
 logger = logging.getLogger(__name__)
@@ -33,8 +37,21 @@ _REFERENCE_ONLY_ARGS = {"truncation", "device_map", "truncate_context", "customi
                         "video_decode_backend", "max_batch_size", "use_cache"}  # fmt: skip
 
 
-def _as_int_or_none(value: Any) -> int | None:
-    return None if value in (None, "", "None", "none") else int(value)
+SUMMARY_PATHS = 5
+"""Paths named in a task's failed-sample summary."""
+
+
+def _as_int_or_none(value: Any, name: str) -> int | None:
+    """A ``--model_args`` integer (None for empty / ``None``); anything else is an error naming ``name``."""
+    if value in (None, "", "None", "none"):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"streamforest: model_args {name}={value!r} is not an integer (e.g. {name}=64)") from None
+    if number < 1:
+        raise ValueError(f"streamforest: model_args {name}={value!r} must be >= 1")
+    return number
 
 
 class StreamForestLMM(lmms):
@@ -66,6 +83,7 @@ class StreamForestLMM(lmms):
             raise ValueError(f"streamforest: batch_size must be 1 (got {batch_size}); use data parallelism")
         if conv_template != "qwen_2":
             raise ValueError(f"streamforest: conv_template={conv_template!r} is not supported; use qwen_2")
+        show_eval_logs()  # lmms-eval configures no `logging`: make our warnings and the summaries visible
         from accelerate import Accelerator
 
         from streamforest.model.loader import load_pretrained
@@ -80,7 +98,8 @@ class StreamForestLMM(lmms):
         self._device = torch.device(device or "cpu")
         self._dtype = dtype or ("bfloat16" if self._device.type == "cuda" else "float32")
         overrides = {"mm_projector_type": mm_projector_type, "vision_encode_type": vision_encode_type}
-        overrides["mm_local_num_frames"] = _as_int_or_none(mm_local_num_frames)
+        overrides["mm_local_num_frames"] = _as_int_or_none(mm_local_num_frames, "mm_local_num_frames")
+        frames = _as_int_or_none(max_frames_num, "max_frames_num")
         loaded = load_pretrained(
             pretrained,
             dtype=self._dtype,
@@ -94,10 +113,12 @@ class StreamForestLMM(lmms):
             loaded.image_processor,
         )
         self.model_name = model_name or str(pretrained).rstrip("/").split("/")[-1]
-        self.max_frames_num = int(max_frames_num)
+        self.max_frames_num = frames if frames is not None else inference.WRAPPER_DEFAULTS.max_frames
         self.time_msg = None if time_msg in (None, "", "None", "none") else str(time_msg)
         self.conv_template = conv_template
         self.failed_samples = 0
+        self._failures: dict[str, list[str]] = {}  # task → "path: reason" of this call's failed samples
+        self._answered: dict[str, int] = {}  # task → answers given in this call
         self._cache: tuple[Any, Any, str] | None = None  # (visual key, projected features, time message)
         logger.info("streamforest: %s on %s (%s), rank %d/%d", self.model_name, self._device, self._dtype,
                     self._rank, self._world_size)  # fmt: skip
@@ -149,20 +170,32 @@ class StreamForestLMM(lmms):
                                        device=self._device)  # <image> kept if given  # fmt: skip
         return inference.generate(self.model, self.tokenizer, prompt, template=self.conv_template, **gen_kwargs).text
 
-    def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any]) -> str:
-        """Encode + generate; a video that fails to decode gives ``""`` (logged, counted)."""
+    def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any], task: str = "") -> str:
+        """Encode + generate; a video that fails to decode or a prompt too long for the context gives ``""``
+        (logged, counted, named in the task's summary)."""
         from streamforest.video import VideoError
 
         visual = doc_to_visual(doc)
+        self._answered[task] = self._answered.get(task, 0) + 1
         try:
             features, message = self._encode_visual(visual)
-        except VideoError as err:
+            return self._generate(context, features, message, gen_kwargs)
+        except (VideoError, inference.PromptTooLongError) as err:
             self.failed_samples += 1
-            logger.warning(
-                "streamforest: sample failed (%s), answered with an empty string: %s", visual[0], err
-            )
+            self._failures.setdefault(task, []).append(f"{visual[0]}: {err}")
+            logger.warning("streamforest: sample failed (%s), answered with an empty string: %s", visual[0], err)
             return ""
-        return self._generate(context, features, message, gen_kwargs)
+
+    def _summarize(self) -> None:
+        """One line per task with failed samples: how many, of how many, and the first paths."""
+        for task, failures in self._failures.items():
+            shown = "; ".join(failures[:SUMMARY_PATHS]) + (" …" if len(failures) > SUMMARY_PATHS else "")
+            logger.warning(
+                "streamforest: task %s: %d of %d sample(s) failed and were answered '' (the strict metric counts "
+                "them wrong, the reference metric leaves them out): %s", task, len(failures), self._answered.get(task, 0),
+                shown,
+            )  # fmt: skip
+        self._failures, self._answered = {}, {}
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split)."""
@@ -170,12 +203,9 @@ class StreamForestLMM(lmms):
         for request in tqdm(requests, disable=self.rank != 0, desc="StreamForest answering"):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             doc = self.task_dict[task][split][doc_id]
-            answers.append(self._answer(doc_to_visual, doc, context, dict(gen_kwargs or {})))
+            answers.append(self._answer(doc_to_visual, doc, context, dict(gen_kwargs or {}), task))
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answers[-1])
-        if self.failed_samples:
-            logger.warning(
-                "streamforest: %d sample(s) failed to decode so far (answered '')", self.failed_samples
-            )
+        self._summarize()
         return answers
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[list[str]]:
@@ -196,7 +226,8 @@ class StreamForestLMM(lmms):
                         break
                     if visuals is not None:
                         visual_fn = lambda _doc, v=visuals: v  # noqa: E731 - this round's visual
-                outputs.append(self._answer(visual_fn, doc, context, dict(gen_kwargs or {})))
+                outputs.append(self._answer(visual_fn, doc, context, dict(gen_kwargs or {}), task))
                 round_idx += 1
             results.append(outputs)
+        self._summarize()
         return results
