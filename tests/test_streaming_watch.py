@@ -97,8 +97,10 @@ def test_probe_equals_one_shot_probability_and_push_returns_alerts(loaded: Any) 
     assert stats["probes"] == 24 and stats["alerts"] == 1
     assert stats["per_watch"][wid]["last_probability"] == pytest.approx(expected, abs=1e-5)
     assert session.stats()["prefix_cache"]["hits"] > 0  # probes share the prefix cache
+    session.reset()  # a new stream: the watch stays registered and re-armed, its cool-down forgotten
+    assert [a.time for a in session.push(frames[0], 0.0)] == [0.0] and len(got) == 2
     session.unwatch(wid)
-    assert session.push(frames[0], 30.5) == [] and session.stats()["pending_frames"] == 1  # batching resumes
+    assert session.push(frames[1], 1.0) == [] and session.stats()["pending_frames"] == 1  # batching resumes
 
 
 def test_every_s_option_watch_and_several_watches(loaded: Any) -> None:

@@ -102,9 +102,7 @@ class StreamingSession:
                                        self.start_time, self.metrics, keep_all_times=self.mode == "exact")  # fmt: skip
             self._dialogue: list[tuple[str, str]] = []
             self._visual_cache: tuple[int, Tensor] | None = None
-            self._watcher.queue.clear()
-            for watch in self._watcher.watches.values():
-                watch.last_probe, watch.last_alert, watch.armed, watch.probability = None, None, True, None
+            self._watcher.restart()
             if hasattr(self, "_prefix"):
                 self._prefix.clear("reset")
             self._epoch = getattr(self, "_epoch", 0) + 1  # answers of questions begun before a reset are not recorded

@@ -196,6 +196,12 @@ class Watcher:
             raise StreamError(f"unwatch: no standing question with id {watch_id!r} (registered: {sorted(self.watches)})")
         del self.watches[watch_id]
 
+    def restart(self) -> None:
+        """A new stream: queued alerts dropped, every watch re-armed with no probe or alert yet (counters stay)."""
+        self.queue.clear()
+        for watch in self.watches.values():
+            watch.last_probe, watch.last_alert, watch.armed, watch.probability = None, None, True, None
+
     def due(self, t: float) -> list[Watch]:
         return [w for w in self.watches.values() if w.due(t)]
 
