@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from streamforest.inputs import check_question as check_text
+
 __all__ = [
     "MODES",
     "Question",
@@ -167,7 +169,6 @@ def validate_frames(
 
 def check_question(question: Any, at: Any, now: float | None) -> float:
     """The stream time of a question asked at ``at`` (default: ``now``, the newest frame's time)."""
-    from streamforest.inference import check_question as check_text
 
     try:
         check_text(question)
@@ -196,7 +197,6 @@ def parse_questions(items: Iterable[Any], source: str = "questions") -> list[Que
 
     Returns them sorted by time (stable). Errors name ``source``, the entry and the field.
     """
-    from streamforest.inference import check_question as check_text
 
     out: list[Question] = []
     for i, item in enumerate(items):
