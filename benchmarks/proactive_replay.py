@@ -94,7 +94,7 @@ def run_proactive(args: argparse.Namespace) -> dict[str, Any]:
     clips, one, clip_s, one_s = _runs(loaded, long_video, doc)
     return {
         "model": kind, "videos": len(videos), "polls": len(pairs),
-        "same_frames_fraction": sum(same for *_, same in pairs) / len(pairs),
+        "same_frame_count_fraction": sum(same for *_, same in pairs) / len(pairs),
         "agreement_at_0.5": agree(0.5), "median_probability": median, "agreement_at_median": agree(median),
         "mean_abs_dp": statistics.fmean(abs(a - b) for a, b, _ in pairs if a is not None and b is not None),
         "two_minute": {"seconds": _duration(long_video), "polls": len(one.polls),
