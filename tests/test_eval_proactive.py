@@ -251,3 +251,29 @@ def test_streamingbench_proactive_through_lmms_eval(tiny_checkpoint: Path, tmp_p
     responses = [s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0] for s in samples]
     polls = sorted(len(ProactiveResult.from_json(r).polls) for r in responses)
     assert len(samples) == 2 and polls[-1] <= 6 and polls[0] >= 1  # windows 3..8 and 2..7 (fewer after a "yes")
+
+
+def test_adapter_routes_proactive_requests_both_passes(loaded: Any, clip_video: Path, monkeypatch) -> None:
+    """``sf_protocol: proactive`` in the generation kwargs runs the protocol; polls past the video end (15 s) see
+    the last frames again (same outcome), both passes; an unknown protocol is an error naming the task."""
+    from lmms_eval.api.instance import Instance
+
+    doc = {**DOC, "start": 9.0, "ground_truth_time": 13.0}  # polls 10 … 17 s
+    visual = [str(clip_video), {"video_read_type": "decord", "start": 9.0, "end": None}]
+    gen = {"max_new_tokens": 4, "temperature": 0, "do_sample": False, "sf_protocol": "proactive"}
+    request = Instance(request_type="generate_until", arguments=(QUESTION, gen, lambda d: visual, 0, "t", "test"),
+                       idx=0, metadata={"task": "t", "doc_id": 0, "repeats": 1})  # fmt: skip
+    results = {}
+    for proactive_pass in ("session", "clips"):
+        lmm = _adapter(loaded, monkeypatch, proactive_pass=proactive_pass)
+        lmm.task_dict = {"t": {"test": [doc]}}
+        (text,) = lmm.generate_until([request])
+        results[proactive_pass] = ProactiveResult.from_json(text)
+    for result in results.values():
+        assert [p.time for p in result.polls] == [float(t) for t in range(10, 18)] and result.answer_time is None
+        assert result.polls[-1].probability == pytest.approx(result.polls[-2].probability, abs=1e-6)
+    assert results["session"].polls[-1].frames == results["clips"].polls[-1].frames  # the same [9, end] grid
+    bad = Instance(request_type="generate_until", arguments=(QUESTION, {**gen, "sf_protocol": "live"},
+                   lambda d: visual, 0, "t", "test"), idx=0, metadata={"task": "t", "doc_id": 0, "repeats": 1})  # fmt: skip
+    with pytest.raises(ValueError, match="sf_protocol"):
+        lmm.generate_until([bad])
