@@ -82,6 +82,15 @@ def test_proactive_docs_and_bad_fields() -> None:
         official.streamingbench_proactive_docs([_entry("a.mp4", output="")], "f.json")
 
 
+def test_missing_proactive_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SF_ANNO_STREAMINGBENCH", str(tmp_path))
+    with pytest.raises(AnnotationError, match="questions_proactive.json"):
+        proactive.load_docs("streamingbench", "proactive_output")
+    (tmp_path / official.STREAMINGBENCH_PROACTIVE_FILE).write_text(json.dumps([_entry("./videos/a.mp4")]))
+    (doc,) = proactive.load_docs("streamingbench", "proactive_output", ("video", "start"))
+    assert doc["start"] == 3.0 and doc["ground_truth_time"] == 6.0
+
+
 @pytest.mark.skipif(not PROACTIVE_FILE.is_file(), reason=f"official proactive file not available ({PROACTIVE_FILE})")
 def test_official_proactive_file_reads_250_questions() -> None:
     docs = official.streamingbench_proactive_docs(official.read_release_json(PROACTIVE_FILE), str(PROACTIVE_FILE))

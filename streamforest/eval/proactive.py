@@ -52,6 +52,7 @@ __all__ = [
     "THRESHOLD",
     "TIME_TOLERANCE_S",
     "Poll",
+    "load_docs",
     "ProactiveResult",
     "poll_times",
     "probe_text",
@@ -70,6 +71,21 @@ TIME_TOLERANCE_S = 2.0
 """An answer time within ±2 s of the ground-truth time is on time."""
 THRESHOLD = 0.5
 """``P(yes) / (P(yes) + P(no))`` at or above this is a "yes" (``P(yes) ≥ P(no)``)."""
+
+
+def load_docs(bench: str, config: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The docs of the official proactive file in the benchmark's annotation folder (the only layout: the
+    StreamForest annotation release has no proactive questions); a clear error when the file is missing."""
+    from streamforest.eval import media, official
+
+    path = media.anno_dir(bench) / official.STREAMINGBENCH_PROACTIVE_FILE
+    if not path.is_file():
+        raise media.AnnotationError(
+            f"{path}: not found; streamingbench_proactive reads StreamingBench's official "
+            f"{official.STREAMINGBENCH_PROACTIVE_FILE} (src/data/ of the StreamingBench release): put it there or "
+            "point SF_ANNO_STREAMINGBENCH to the folder holding it"
+        )
+    return official.load_docs(bench, config, required)
 
 
 def poll_times(start: float, truth: float) -> list[float]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamforest.eval import media, official, proactive
+from streamforest.eval import media, proactive
 
 media.show_eval_logs()
 
 BENCH, CONFIG = "streamingbench", "proactive_output"
 REQUIRED = ("video", "question", "ground_truth_output", "start", "ground_truth_time")
 
-process_docs = official.make_process_docs(BENCH, CONFIG, REQUIRED)
+process_docs = media.make_process_docs(BENCH, CONFIG, REQUIRED, loader=proactive.load_docs)
 
 
 def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
