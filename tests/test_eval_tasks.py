@@ -384,7 +384,7 @@ def test_our_names_win_in_lmms_eval_index(task_manager: Any) -> None:
     for path in TASKS.rglob("*.yaml"):
         config = yaml.safe_load(path.read_text().replace("!function", ""))
         ours[config.get("task") if "task" in config and isinstance(config["task"], str) else config["group"]] = path
-    assert len(ours) == 3 + 1 + 4 + 3 + 1 + 7 + 20 + 1 + 6  # tasks + groups
+    assert len(ours) == 3 + 1 + 4 + 3 + 1 + 7 + 20 + 1 + 6 + 1  # tasks + groups (+ streamingbench_proactive)
     for name, path in ours.items():
         indexed = task_manager.task_index[name]
         assert Path(indexed["yaml_path"]).resolve() == path.resolve(), name

@@ -13,6 +13,12 @@ the run goes on; each task ends with a summary line (failed samples, the first p
 adapter shows the ``streamforest.eval`` logs (:func:`streamforest.eval.media.show_eval_logs`), which lmms-eval
 (loguru) would leave invisible.
 
+Opt-in ``online_replay=true`` answers the questions of one video from one streaming-session pass
+(:mod:`streamforest.eval.replay`). Requests whose ``generation_kwargs`` carry ``sf_protocol: proactive``
+(task ``streamingbench_proactive``) run StreamingBench's proactive protocol (:mod:`streamforest.eval.proactive`):
+``proactive_pass=session`` (default, one pass) or ``clips`` (the reference's clip per poll); the returned text is
+the JSON of the polls and the answer.
+
 Imported only by lmms-eval (through the ``lmms_eval.models`` entry point), hence the module-level import.
 """
 
@@ -54,6 +60,16 @@ def _as_int_or_none(value: Any, name: str) -> int | None:
     return number
 
 
+def _as_bool(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"streamforest: model_args {name}={value!r} must be true or false")
+    return text in ("true", "1", "yes")
+
+
+PROACTIVE_PASSES = ("session", "clips")
+
+
 class StreamForestLMM(lmms):
     """StreamForest for lmms-eval (``--model streamforest --model_args pretrained=DIR,...``)."""
 
@@ -73,6 +89,8 @@ class StreamForestLMM(lmms):
         attn_implementation: str | None = None,
         batch_size: int | str = 1,
         model_name: str | None = None,
+        online_replay: bool | str = False,
+        proactive_pass: str = "session",
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -84,6 +102,9 @@ class StreamForestLMM(lmms):
         if conv_template != "qwen_2":
             raise ValueError(f"streamforest: conv_template={conv_template!r} is not supported; use qwen_2")
         show_eval_logs()  # lmms-eval configures no `logging`: make our warnings and the summaries visible
+        if proactive_pass not in PROACTIVE_PASSES:
+            raise ValueError(f"streamforest: proactive_pass={proactive_pass!r} must be one of {PROACTIVE_PASSES}")
+        self.online_replay, self.proactive_pass = _as_bool("online_replay", online_replay), proactive_pass
         from accelerate import Accelerator
 
         from streamforest.model.loader import load_pretrained
@@ -197,16 +218,84 @@ class StreamForestLMM(lmms):
             )  # fmt: skip
         self._failures, self._answered = {}, {}
 
+    # ------------------------------------------------------------------ one pass per video / proactive
+    def _session(self, start: float) -> Any:
+        """A fresh ``exact`` streaming session on the loaded model whose stream starts at ``start`` s."""
+        from streamforest.streaming import StreamingSession
+
+        return StreamingSession(self.model, self.tokenizer, self.image_processor, mode="exact", time_msg=self.time_msg,
+                                template=self.conv_template, start_time=start)  # fmt: skip
+
+    def _proactive(self, doc_to_visual: Any, doc: Any, gen_kwargs: dict[str, Any]) -> str:
+        """StreamingBench's proactive protocol for one doc; the ``ProactiveResult`` JSON (empty on a bad video)."""
+        from streamforest.eval import proactive
+        from streamforest.video import VideoError
+
+        visual = doc_to_visual(doc)
+        backend = backend_for(str((visual[1] if len(visual) > 1 else {}).get("video_read_type", "decord")))
+        tokens = inference.generation_kwargs(gen_kwargs)["max_new_tokens"]
+        try:
+            if self.proactive_pass == "session":
+                result = proactive.run_session(self._session, visual[0], doc, backend=backend, max_new_tokens=tokens)
+            else:
+                result = proactive.run_clips(self.model, self.tokenizer, self.image_processor, visual[0], doc,
+                                             max_frames=self.max_frames_num, time_msg=self.time_msg,
+                                             template=self.conv_template, backend=backend, max_new_tokens=tokens)  # fmt: skip
+        except VideoError as err:
+            self.failed_samples += 1
+            logger.warning("streamforest: proactive sample failed (%s), no answer: %s", visual[0], err)
+            result = proactive.ProactiveResult()
+        return result.to_json()
+
+    def _replay(self, pending: dict[int, tuple[Any, Any, str, dict[str, Any]]]) -> dict[int, str]:
+        """``online_replay``: answers of the pending requests (index → doc_to_visual, doc, context, gen_kwargs),
+        one session pass per video (:mod:`streamforest.eval.replay`)."""
+        from streamforest.eval.replay import ReplayItem, group_items, replay_group
+        from streamforest.video import VideoError
+
+        items = []
+        for i, (doc_to_visual, doc, context, kwargs) in pending.items():
+            visual = doc_to_visual(doc)
+            media = dict(visual[1]) if len(visual) > 1 else {"video_read_type": "decord"}
+            tokens = inference.generation_kwargs(kwargs)["max_new_tokens"]
+            items.append(ReplayItem(i, str(visual[0]), media, context, tokens))
+        groups, single = group_items(items)
+        out = {it.index: self._answer(pending[it.index][0], pending[it.index][1], it.question, pending[it.index][3])
+               for it in single}  # fmt: skip
+        for group in tqdm(groups, disable=self.rank != 0, desc="StreamForest replaying videos"):
+            backend = backend_for(str(group[0].media.get("video_read_type", "decord")))
+            try:
+                out.update(replay_group(self._session, group, backend=backend, max_frames=self.max_frames_num))
+            except VideoError as err:
+                self.failed_samples += len(group)
+                logger.warning("streamforest: video failed (%s), %d answers empty: %s", group[0].path, len(group), err)
+                out.update({it.index: "" for it in group})
+        return out
+
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split)."""
-        answers: list[str] = []
-        for request in tqdm(requests, disable=self.rank != 0, desc="StreamForest answering"):
+        """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split); with ``online_replay``
+        the requests of a video are answered from one pass and returned in the original order."""
+        answers: dict[int, str] = {}
+        pending: dict[int, tuple[Any, Any, str, dict[str, Any]]] = {}
+        for i, request in enumerate(tqdm(requests, disable=self.rank != 0, desc="StreamForest answering")):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             doc = self.task_dict[task][split][doc_id]
-            answers.append(self._answer(doc_to_visual, doc, context, dict(gen_kwargs or {}), task))
-            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answers[-1])
+            kwargs = dict(gen_kwargs or {})
+            protocol = kwargs.pop("sf_protocol", None)
+            if protocol not in (None, "proactive"):
+                raise ValueError(f"task {task}: generation_kwargs sf_protocol={protocol!r} is not 'proactive'")
+            if protocol == "proactive":
+                answers[i] = self._proactive(doc_to_visual, doc, kwargs)
+            elif self.online_replay:
+                pending[i] = (doc_to_visual, doc, context, kwargs)
+            else:
+                answers[i] = self._answer(doc_to_visual, doc, context, kwargs, task)
+        answers.update(self._replay(pending) if pending else {})
+        ordered = [answers[i] for i in range(len(requests))]
+        for request, answer in zip(requests, ordered):
+            self.cache_hook.add_partial("generate_until", (request.args[0], request.args[1]), answer)
         self._summarize()
-        return answers
+        return ordered
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[list[str]]:
         """Multi-turn over one video: ``doc_to_text(doc, previous_output, round_idx, previous_round_info)``
