@@ -27,7 +27,6 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from streamforest.serve import ServeSettings, SettingsError, create_app  # noqa: E402
 from streamforest.streaming import StreamingSession  # noqa: E402
 
-NEEDS_WATCH = pytest.mark.skipif(not hasattr(StreamingSession, "watch"), reason="standing questions land with issue 12")
 QUESTION = "What is the car in front doing?"
 
 
@@ -314,7 +313,6 @@ def test_websocket_message_over_the_size_limit_closes_with_1009(loaded: Any, fra
 # ------------------------------------------------------------------------------------------------ standing questions
 
 
-@NEEDS_WATCH
 def test_watch_routes_and_alerts(loaded: Any, frames: list[np.ndarray]) -> None:
     # threshold 0: the first probe of a watch always fires (and, never reading p < 0, it never re-arms)
     with TestClient(make_app(loaded)) as client:

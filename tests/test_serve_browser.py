@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(
 from serve_helpers import LiveServer, driving_frames, write_webm, write_y4m  # noqa: E402
 
 from streamforest.serve import ServeSettings, create_app  # noqa: E402
-from streamforest.streaming import StreamingSession  # noqa: E402
 
 QUESTION = "What is the car in front doing?"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -143,7 +142,6 @@ def test_page_with_a_token_sends_it_over_rest_and_the_websocket(browser: Any, lo
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-@pytest.mark.skipif(not hasattr(StreamingSession, "watch"), reason="standing questions land with issue 12")
 def test_standing_question_raises_an_alert_on_the_page(page: Any, tmp_path: Path) -> None:
     page.click("#webcam")
     sent_frames(page, 1)
