@@ -4,11 +4,14 @@ Subcommands are registered in :data:`COMMANDS` (name → ``(add_arguments, run)`
 
     streamforest stream drive.mp4 --model CKPT --ask "12.5: What is the car in front doing?" --ask "40: ..."
     streamforest stream drive.mp4 --questions questions.json --mode bounded --json-out answers.json
+    streamforest stream drive.mp4 --model CKPT --mode bounded --watch "Is the traffic light green?" --threshold 0.6
 
 ``stream`` plays the video through a :class:`streamforest.streaming.StreamingSession` at ``--fps`` (the
 reference ≈1 fps mid-bin rule over ``[--start, --end]``), answers every question when the stream reaches its
 time, prints the answers with their times and a final statistics line. ``--end`` defaults to the last
 question's time, so the last question sees exactly the frames the benchmark evaluation would sample for it.
+``--watch`` registers standing questions (``StreamingSession.watch``): their alerts are printed with their
+times as they fire, beside the answers; with a watch the whole video is played unless ``--end`` is given.
 Heavy imports (torch, transformers) happen only when a command runs, so ``--help`` is instant.
 """
 
@@ -88,7 +91,15 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower call")
     parser.add_argument("--time-msg", default="short_online_v2", help="time-message kind ('none' for no message)")
     parser.add_argument("--backend", default="auto", help="video decoder: auto, decord, pyav, frames")
-    parser.add_argument("--json-out", default=None, metavar="FILE", help="write answers and stats as JSON")
+    parser.add_argument("--watch", action="append", default=[], metavar="QUESTION",
+                        help="a standing yes/no question checked at every frame; alerts are printed (repeatable)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="alert when P(yes) of a --watch reaches this")
+    parser.add_argument("--cooldown", type=float, default=10.0, help="seconds of stream time between two alerts of a watch")
+    parser.add_argument("--watch-every", type=float, default=None, metavar="S",
+                        help="probe the watches every S seconds of stream time (default: every frame)")
+    parser.add_argument("--prefix-cache", choices=("auto", "on", "off"), default="auto",
+                        help="reuse the LLM's KV cache of the prompt head (auto: on in bounded, off in exact)")
+    parser.add_argument("--json-out", default=None, metavar="FILE", help="write answers, alerts and stats as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -109,6 +120,8 @@ def _check_stream_args(args: argparse.Namespace) -> str:
         raise CliError(f"no model: pass --model CHECKPOINT_DIR or set ${MODEL_ENV}")
     if not Path(args.video).exists():
         raise CliError(f"video {args.video}: no such file or folder")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CliError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
     for name in ("fps", "max_new_tokens", "batch_size"):
         if not getattr(args, name) > 0:
             raise CliError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
@@ -122,21 +135,33 @@ def _print_answer(answer: Any) -> None:
         f"{1e3 * answer.latency_s:.0f} ms)")
 
 
+def _print_alert(alert: Any) -> None:
+    say(f"[{alert.time:7.2f} s] ALERT p={alert.probability:.2f}: {alert.question}")
+
+
 def run_stream(args: argparse.Namespace) -> int:
     """Play ``args.video`` through a session and answer the questions; returns the exit status."""
     model_path = _check_stream_args(args)
     questions = _stream_questions(args)
-    end = args.end if args.end is not None else (questions[-1].time if questions else None)
+    end = args.end if args.end is not None else (questions[-1].time if questions and not args.watch else None)
 
     try:
         session = StreamingSession.from_pretrained(
             model_path, dtype=args.dtype, device=args.device, mode=args.mode,
             time_msg=None if args.time_msg.lower() == "none" else args.time_msg,
             max_new_tokens=args.max_new_tokens, encode_batch_size=args.batch_size,
-            start_time=0.0,
+            start_time=0.0, prefix_cache={"auto": None, "on": True, "off": False}[args.prefix_cache],
         )  # fmt: skip
     except (OSError, ValueError) as e:
         raise CliError(f"--model {model_path}: {e}") from e
+    alerts: list[Any] = []
+    try:
+        for question in args.watch:
+            session.watch(question, threshold=args.threshold, cooldown_s=args.cooldown, every_s=args.watch_every)
+    except StreamError as e:
+        raise CliError(f"--watch: {e}") from e
+    session.on_alert(alerts.append)
+    session.on_alert(_print_alert)
     try:
         answers = session.play(
             args.video, questions, fps=args.fps, start=args.start, end=end, backend=args.backend,
@@ -148,7 +173,8 @@ def run_stream(args: argparse.Namespace) -> int:
     say(format_stats(stats))
     if args.json_out:
         payload = {"video": str(args.video), "model": str(model_path), "mode": args.mode, "fps": args.fps,
-                   "answers": [a.to_dict() for a in answers], "stats": stats}  # fmt: skip
+                   "answers": [a.to_dict() for a in answers], "alerts": [a.to_dict() for a in alerts],
+                   "stats": stats}  # fmt: skip
         out = Path(args.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2), encoding="utf-8")

@@ -240,12 +240,15 @@ def clip_time_message(clip: Clip, kind: str | None) -> str:
 def stream_time_message(kind: str | None, times: Sequence[float], at: float | None, start_time: float = 0.0) -> str:
     """The time message of a stream's frames (``times`` in seconds, oldest first) asked at ``at`` (default:
     the newest frame): the evaluation text over ``str(round(t, 1))`` per frame, duration measured from
-    ``start_time`` to the question; ``""`` without frames or ``kind``."""
-    from streamforest.prompts import time_message
+    ``start_time`` to the question; ``""`` without frames or ``kind``. ``times`` needs ``len`` and indexing
+    (only ``[0]`` / ``[-1]`` for the kinds of ``prompts.TIME_MSG_SPAN_KINDS``)."""
+    from streamforest.prompts import TIME_MSG_SPAN_KINDS, time_message
 
-    if not times or not kind:
+    if not len(times) or not kind:
         return ""
     end = times[-1] if at is None else max(float(at), times[-1])
+    if kind in TIME_MSG_SPAN_KINDS:  # count + ends only: O(1) per question on endless streams
+        return time_message(kind, [str(round(times[0], 1)), str(round(times[-1], 1))], end - start_time, len(times))
     return time_message(kind, [str(round(t, 1)) for t in times], end - start_time)
 
 
@@ -348,6 +351,8 @@ class Generation:
 
     text: str
     output_ids: list[int] = field(repr=False)
+    logits: tuple[Tensor, ...] | None = field(default=None, repr=False)
+    """Per-step logits ``[1, V]`` of the generated tokens (only when asked with ``output_logits=True``)."""
 
 
 def generation_kwargs(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -365,15 +370,23 @@ def generation_kwargs(overrides: Mapping[str, Any] | None = None) -> dict[str, A
 
 
 def generate(
-    model: Any, tokenizer: Any, prompt: Prompt, *, template: str = EVAL_SETTINGS.template, **overrides: Any
-) -> Generation:
+    model: Any, tokenizer: Any, prompt: Prompt, *, template: str = EVAL_SETTINGS.template,
+    past_key_values: Any = None, output_logits: bool = False, **overrides: Any,
+) -> Generation:  # fmt: skip
     """Greedy answer to ``prompt`` (``overrides``: see :func:`generation_kwargs`), stopped at the template's
-    end-of-turn text (:func:`streamforest.prompts.stop_string`)."""
+    end-of-turn text (:func:`streamforest.prompts.stop_string`).
+
+    ``past_key_values``: a ``DynamicCache`` already holding the KV of the prompt's first tokens (a prefix
+    cache, :mod:`streamforest.streaming.prefix_cache`); only the rest is prefilled, and the cache is left
+    holding the prompt and the generated tokens. ``output_logits``: keep every step's logits."""
     from streamforest.prompts import KeywordsStoppingCriteria, stop_string
 
     ids = prompt.input_ids
     stop = stop_string(template)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    extra: dict[str, Any] = {"past_key_values": past_key_values} if past_key_values is not None else {}
+    if output_logits:
+        extra.update(output_logits=True, return_dict_in_generate=True)
     with torch.inference_mode():
         out = model.generate(
             ids,
@@ -383,8 +396,11 @@ def generate(
             pad_token_id=pad,
             stopping_criteria=[KeywordsStoppingCriteria([stop], tokenizer, ids)] if stop else [],
             **generation_kwargs(overrides),
+            **extra,
         )
-    return Generation(tokenizer.batch_decode(out, skip_special_tokens=True)[0].strip(), out[0].tolist())
+    logits = tuple(out.logits) if output_logits else None
+    seqs = out.sequences if output_logits else out
+    return Generation(tokenizer.batch_decode(seqs, skip_special_tokens=True)[0].strip(), seqs[0].tolist(), logits)
 
 
 def option_scores(model: Any, tokenizer: Any, prompt: Prompt, letters: str = "ABCD") -> dict[str, float]:

@@ -137,6 +137,24 @@ class EventMemory:
         now = len(self._now) * cfg.now_tokens
         return {"long": long, "short": short, "now": now, "total": long + short + now}
 
+    def layout(self) -> list[tuple[str, int, int]]:
+        """What :meth:`read` returns, segment by segment: ``(part, ident, tokens)`` in read order.
+
+        ``("long", uid, slots · long_tokens_per_frame)`` per long-memory event, then ``("short", frame,
+        short_tokens)`` per short-window frame and ``("now", frame, now_tokens)`` per current frame
+        (``frame`` = stream index since the last :meth:`reset`). Two segments with the same ``(part, ident)``
+        hold the same tokens for as long as the memory is not reset: an event's ``uid`` names its exact
+        tokens (a merge makes a new event with a new uid), a frame's short (or now) tokens never change while
+        it stays in that window. A KV cache of the projected read-out can be keyed by this list.
+        """
+        cfg = self.config
+        out = [("long", node.uid, node.slots * cfg.long_tokens_per_frame) for node in self._consolidated()]
+        first = self._last_pos + 1
+        out += [("short", first + i, cfg.short_tokens) for i in range(len(self._short))]
+        first += len(self._short)
+        out += [("now", first + i, cfg.now_tokens) for i in range(len(self._now))]
+        return out
+
     def buffer_sizes(self) -> dict[str, int]:
         """Lengths of the internal buffers (to check that state stays bounded)."""
         return {

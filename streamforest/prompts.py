@@ -33,7 +33,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EVAL_GENERATION_DEFAULTS",
+    "NO_FORMS",
     "TIME_MSG_KINDS",
+    "TIME_MSG_SPAN_KINDS",
+    "WATCH_YES_NO_INSTRUCTION",
+    "YES_FORMS",
     "Conversation",
     "KeywordsStoppingCriteria",  # noqa: F822 - built lazily by __getattr__ (needs transformers)
     "SeparatorStyle",
@@ -43,9 +47,11 @@ __all__ = [
     "frame_timestamps",
     "get_template",
     "insert_time_message_train",
+    "single_token_ids",
     "stop_string",
     "time_message",
     "tokenizer_image_token",
+    "watch_question",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -156,15 +162,19 @@ def frame_timestamps(indices: Sequence[int], fps: float) -> list[str]:
     return [str(round(int(i) / float(fps), 1)) for i in indices]
 
 
-def _v2_text(sec: Sequence[str]) -> str:
+TIME_MSG_SPAN_KINDS = ("short", "short_online", "short_online_v2")
+"""Kinds whose text needs only the frame count and the first/last timestamps (``time_message(count=…)``)."""
+
+
+def _v2_text(sec: Sequence[str], n: int) -> str:
     first, last = float(sec[0]), float(sec[-1])
     return (
-        f"\nThe video contains {len(sec)} frames sampled from the past {last - first:.1f} seconds ago "
+        f"\nThe video contains {n} frames sampled from the past {last - first:.1f} seconds ago "
         f"({first:.1f}s of the entire video) up to the present moment ({last:.1f}s of the entire video). "
     )
 
 
-def time_message(kind: str | None, timestamps: Sequence[str], duration: float) -> str:
+def time_message(kind: str | None, timestamps: Sequence[str], duration: float, count: int | None = None) -> str:
     """The time message of kind ``kind`` (REFERENCE §1.11); ``None`` or ``""`` gives ``""``.
 
     Args:
@@ -172,6 +182,8 @@ def time_message(kind: str | None, timestamps: Sequence[str], duration: float) -
             string (generic: lists every timestamp) or ``None``.
         timestamps: the ``sec`` strings of :func:`frame_timestamps` (N = number of frames).
         duration: duration returned by the video reader (clip duration when a clip was read).
+        count: the number of frames N when ``timestamps`` holds only the first and last of them (the
+            kinds of :data:`TIME_MSG_SPAN_KINDS`; same text, O(1) for endless streams).
 
     Returns:
         A string that starts with ``"\\n"`` and ends with one space (``short_online_per_frame`` ends with
@@ -182,17 +194,19 @@ def time_message(kind: str | None, timestamps: Sequence[str], duration: float) -
     sec = [str(s) for s in timestamps]
     if not sec:
         raise ValueError("time_message needs at least one frame timestamp (the video reader returned no frames)")
-    n = len(sec)
+    n = len(sec) if count is None else int(count)
+    if count is not None and kind not in TIME_MSG_SPAN_KINDS:
+        raise ValueError(f"time message {kind!r} lists every frame: pass all timestamps, not count={count}")
     if kind == "short":
         return f"\nThe video lasts for {duration:.2f} seconds, and {n} frames are uniformly sampled from it. "
     if kind == "short_online":
         span = float(sec[-1]) - float(sec[0])
         return f"\nThe video segment contains {n} frames sampled from the past {span:.1f} seconds ago up to the present moment. "
     if kind == "short_online_v2":
-        return _v2_text(sec)
+        return _v2_text(sec, n)
     if kind == "short_online_per_frame":
         per_frame = "".join(f"{TIME_MSG_PER_FRAME_TOKEN}{s} seconds" for s in sec) + TIME_MSG_PER_FRAME_TOKEN
-        return _v2_text(sec) + per_frame
+        return _v2_text(sec, n) + per_frame
     return f"\nThe video lasts for {duration:.2f} seconds, and {n} frames are uniformly sampled at {', '.join(sec)} seconds. "
 
 
@@ -258,6 +272,40 @@ def build_inference_prompt(
     conv.append_message(conv.roles[0], question if history else build_eval_question(question, time_msg))
     conv.append_message(conv.roles[1], None)
     return conv.get_prompt()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Standing questions (streaming ``watch``): the prompt text and the answer tokens a probe reads
+# ----------------------------------------------------------------------------------------------------------
+
+WATCH_YES_NO_INSTRUCTION = "Answer yes or no."
+"""Appended (after a newline) to a yes/no standing question: ``"Is the light green?\nAnswer yes or no."``;
+the trained answer is ``"Yes"`` or ``"No"`` (capitalised, nothing else)."""
+
+YES_FORMS = ("Yes", "yes", "YES", " Yes", " yes", " YES")
+NO_FORMS = ("No", "no", "NO", " No", " no", " NO")
+"""Surface forms of the two answers; a probe counts each form the tokenizer encodes as a single token."""
+
+
+def watch_question(question: str, option: str | None = None) -> str:
+    """The question text of a standing question (the user turn's question, before the time message).
+
+    Yes/no (``option=None``): ``"{question}\n{WATCH_YES_NO_INSTRUCTION}"``. Option watch (``option="B"``):
+    the question with its ``A. …`` option lines, followed by the multiple-choice post prompt
+    (``MCQ_POST_PROMPT``) unless it already ends with it. Leading/trailing blanks are stripped.
+    """
+    from streamforest.eval.scoring import MCQ_POST_PROMPT
+
+    text = question.strip()
+    if option is None:
+        return f"{text}\n{WATCH_YES_NO_INSTRUCTION}"
+    return text if text.endswith(MCQ_POST_PROMPT) else f"{text}\n{MCQ_POST_PROMPT}"
+
+
+def single_token_ids(tokenizer: Any, forms: Sequence[str]) -> list[int]:
+    """Sorted distinct ids of the ``forms`` that ``tokenizer`` encodes as exactly one token (no specials)."""
+    ids = {tuple(tokenizer(form, add_special_tokens=False).input_ids) for form in forms}
+    return sorted({i[0] for i in ids if len(i) == 1})
 
 
 def stop_string(template: str) -> str | None:

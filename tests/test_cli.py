@@ -58,6 +58,24 @@ def test_stream_questions_file_and_bounded_mode(tiny_checkpoint: Path, video: Pa
     assert "(follow-up)" in capsys.readouterr().out
 
 
+def test_stream_watch_prints_alerts_beside_answers(tiny_checkpoint: Path, video: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "w.json"
+    # threshold 0: P(yes) >= 0 at every probe, so the watch alerts at the first frame and never re-arms
+    rc = main(["stream", str(video), "--model", str(tiny_checkpoint), "--mode", "bounded", "--watch",
+               "Is the traffic light green?", "--threshold", "0", "--cooldown", "100", "--ask", "3: What is ahead?",
+               "--max-new-tokens", "4", "--json-out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "[   0.30 s] ALERT p=" in printed and "Is the traffic light green?" in printed
+    assert "[   3.00 s] Q: What is ahead?" in printed
+    payload = json.loads(out.read_text())
+    assert [a["time"] for a in payload["alerts"]] == [pytest.approx(0.3)]  # one alert, at the first frame (100 s cool-down)
+    stats = payload["stats"]
+    assert stats["frames"] > 4  # a watch plays the whole video, not only up to the last question
+    assert stats["watch"]["probes"] == stats["frames"] and stats["prefix_cache"]["enabled"]
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
@@ -65,6 +83,7 @@ def test_stream_questions_file_and_bounded_mode(tiny_checkpoint: Path, video: Pa
         (["--ask", "3:"], "TIME: QUESTION"),
         (["--questions", "missing.json"], "no such file"),
         (["--fps", "0"], "--fps must be > 0"),
+        (["--watch", "Green?", "--threshold", "2"], "--threshold must be a probability"),
     ],
 )
 def test_stream_argument_errors(tiny_checkpoint: Path, video: Path, capsys: pytest.CaptureFixture,

@@ -81,9 +81,11 @@ not bit-identical to the one-shot prefill of the reference path (``exact`` must 
 from streamforest.streaming.core import StreamingSession
 from streamforest.streaming.metrics import format_stats, rss_bytes, tensor_bytes
 from streamforest.streaming.types import MODES, Question, StreamAnswer, StreamError, parse_questions
+from streamforest.streaming.watch import Alert
 
 __all__ = [
     "MODES",
+    "Alert",
     "Question",
     "StreamAnswer",
     "StreamError",

@@ -20,7 +20,9 @@ from streamforest import inference
 from streamforest.constants import DEFAULT_IMAGE_TOKEN
 from streamforest.streaming.ingest import FrameIngest
 from streamforest.streaming.metrics import QuestionTiming, SessionMetrics, tensor_bytes
+from streamforest.streaming.prefix_cache import PrefixCache, Run, prompt_runs
 from streamforest.streaming.types import MODES, StreamAnswer, StreamError, check_question
+from streamforest.streaming.watch import Alert, Watcher, probe_due
 
 __all__ = ["StreamingSession"]
 
@@ -39,14 +41,18 @@ class StreamingSession:
         max_new_tokens: default generation length (16 = the multiple-choice benchmarks).
         encode_batch_size: frames encoded per ViT call; pending frames are also flushed before a question.
         start_time: stream time (s) of the stream start; the time message's ``duration`` is measured from it.
+        prefix_cache: reuse the LLM's KV cache of the prompt head between questions and probes
+            (:mod:`~streamforest.streaming.prefix_cache`); None = on in ``bounded``, off in ``exact`` (where it
+            is exact only up to floating-point reordering).
     """
 
     def __init__(
         self, model: Any, tokenizer: Any, image_processor: Any, *, mode: str = "exact",
         time_msg: str | None = inference.EVAL_SETTINGS.time_msg, template: str = inference.EVAL_SETTINGS.template,
         max_new_tokens: int = 16, encode_batch_size: int = 8, start_time: float = 0.0,
+        prefix_cache: bool | None = None,
     ) -> None:  # fmt: skip
-        from streamforest.prompts import get_template
+        from streamforest.prompts import TIME_MSG_SPAN_KINDS, get_template
 
         if mode not in MODES:
             raise StreamError(f"mode={mode!r} is not one of {sorted(MODES)} ('exact' = reference answers, "
@@ -55,6 +61,9 @@ class StreamingSession:
             if int(value) < 1:
                 raise StreamError(f"{name} must be >= 1, got {value}")
         get_template(template)  # unknown names raise ValueError listing the known ones
+        if mode == "bounded" and time_msg and time_msg not in TIME_MSG_SPAN_KINDS:
+            raise StreamError(f"time_msg={time_msg!r} lists every frame's time, so its prompt grows without bound; "
+                              f"mode='bounded' needs one of {TIME_MSG_SPAN_KINDS} or None")  # fmt: skip
         projector = model.get_projector()
         if not hasattr(projector, "new_memory"):
             raise StreamError(
@@ -67,7 +76,9 @@ class StreamingSession:
         self.max_new_tokens, self.encode_batch_size = int(max_new_tokens), int(encode_batch_size)
         self._lock = threading.RLock()  # guards every state change (push, flush, read-out, reset, dialogue)
         self._ask_lock = threading.Lock()  # questions one at a time (dialogue order); pushes go on meanwhile
+        self._watcher = Watcher()
         self.reset()
+        self._prefix = PrefixCache(enabled=(mode == "bounded") if prefix_cache is None else bool(prefix_cache))
 
     @classmethod
     def from_pretrained(
@@ -82,14 +93,20 @@ class StreamingSession:
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        """Forget every frame, the dialogue and the statistics (the model stays loaded)."""
+        """Forget every frame, the dialogue, queued alerts and the statistics (the model, the standing
+        questions and the prefix-cache counters stay; the cached KV is dropped)."""
         with self._lock:
             self.memory = self.projector.new_memory(consolidation=MODES[self.mode])
             self.metrics = SessionMetrics()
             self._frames = FrameIngest(self.model, self.image_processor, self.memory, self.encode_batch_size,
-                                       self.start_time, self.metrics)  # fmt: skip
+                                       self.start_time, self.metrics, keep_all_times=self.mode == "exact")  # fmt: skip
             self._dialogue: list[tuple[str, str]] = []
             self._visual_cache: tuple[int, Tensor] | None = None
+            self._watcher.queue.clear()
+            for watch in self._watcher.watches.values():
+                watch.last_probe, watch.last_alert, watch.armed, watch.probability = None, None, True, None
+            if hasattr(self, "_prefix"):
+                self._prefix.clear("reset")
             self._epoch = getattr(self, "_epoch", 0) + 1  # answers of questions begun before a reset are not recorded
 
     @property
@@ -109,10 +126,11 @@ class StreamingSession:
         return list(self._dialogue)
 
     # ------------------------------------------------------------------ frames
-    def push(self, frame: Any, timestamp: float) -> list[Any]:
+    def push(self, frame: Any, timestamp: float) -> list[Alert]:
         """Add one frame (``uint8 [H,W,3]`` RGB numpy/torch, or a PIL image) seen at ``timestamp`` seconds.
 
-        Returns the events of the frames encoded by this call (:meth:`_after_encode`; none yet: ``[]``).
+        Returns the alerts of the standing questions probed on the frames this call encoded (:meth:`watch`;
+        with a watch registered, the frame is encoded at once; otherwise frames wait for a full batch).
 
         Raises:
             StreamError: wrong type/dtype/channels, a size different from the stream's first frame, a
@@ -120,34 +138,82 @@ class StreamingSession:
         """
         return self.push_many([frame], [timestamp])
 
-    def push_many(self, frames: Sequence[Any] | np.ndarray, timestamps: Sequence[float]) -> list[Any]:
-        """Add several frames in order; all are validated before any is added. Returns events as :meth:`push`."""
+    def push_many(self, frames: Sequence[Any] | np.ndarray, timestamps: Sequence[float]) -> list[Alert]:
+        """Add several frames in order; all are validated before any is added. Returns alerts as :meth:`push`
+        (probes run at the last frame of each encoded batch)."""
         with self._lock:
-            return self._frames.add(frames, timestamps, self._after_encode)
+            alerts = self._frames.add(frames, timestamps, self._after_encode)
+            if self._watcher.active:
+                alerts += self._frames.flush(self._after_encode)
+        self._watcher.notify(alerts)
+        return alerts
 
-    def flush(self) -> list[Any]:
-        """Encode all pending frames now (ViT → position embedding → memory); returns their events."""
+    def flush(self) -> list[Alert]:
+        """Encode all pending frames now (ViT → position embedding → memory); returns their alerts."""
         with self._lock:
-            return self._frames.flush(self._after_encode)
+            alerts = self._frames.flush(self._after_encode)
+        self._watcher.notify(alerts)
+        return alerts
 
-    def _after_encode(self, first_index: int, times: list[float], feats: Tensor) -> list[Any]:
+    def _after_encode(self, first_index: int, times: list[float], feats: Tensor) -> list[Alert]:
         """The post-encode point (under the lock): frames ``first_index…`` (``times``, embedded ``feats
-        [n,P,C_v]``) are in the memory. Per-frame work (standing questions) hooks in here and returns its
-        events; none yet."""
-        return []
+        [n,P,C_v]``) are in the memory; the due standing questions are probed at ``times[-1]``."""
+        return probe_due(self, times[-1]) if self._watcher.active else []
+
+    # ------------------------------------------------------------------ standing questions
+    def watch(self, question: str, *, threshold: float = 0.5, every_s: float | None = None, cooldown_s: float = 10.0,
+              answer: bool = False, option: str | None = None) -> str:  # fmt: skip
+        """Register a standing question; returns its id. See :mod:`streamforest.streaming.watch` for the
+        prompt, the probability, the alert rule and when probes run. ``option="B"``: watch the probability
+        of that option letter of a multiple-choice question instead of "yes"."""
+        with self._lock:
+            return self._watcher.add(self.tokenizer, question, threshold=threshold, every_s=every_s,
+                                     cooldown_s=cooldown_s, answer=answer, option=option)  # fmt: skip
+
+    def unwatch(self, watch_id: str) -> None:
+        """Remove a standing question (:class:`StreamError` for an unknown id)."""
+        with self._lock:
+            self._watcher.remove(watch_id)
+
+    def alerts(self) -> list[Alert]:
+        """Alerts not drained yet (oldest first, at most ``watch.ALERT_QUEUE``); empties the queue."""
+        with self._lock:
+            return self._watcher.drain()
+
+    def on_alert(self, callback: Any) -> None:
+        """Call ``callback(alert)`` for every alert, in the pushing thread after the session lock is released."""
+        if not callable(callback):
+            raise StreamError(f"on_alert expects a callable, got {type(callback).__name__}")
+        with self._lock:
+            self._watcher.callbacks.append(callback)
 
     # ------------------------------------------------------------------ questions
     def visual_features(self) -> Tensor:
         """Projected visual tokens ``[N, H]`` of the memory now (flushes pending frames first)."""
         with self._lock:
             self.flush()
-            encoded = len(self._frames.times)
-            if not encoded:
-                raise StreamError("no frame has been pushed yet; push at least one frame before asking")
-            if self._visual_cache is None or self._visual_cache[0] != encoded:
-                with torch.no_grad():
-                    self._visual_cache = (encoded, self.projector.project(self.memory.read()))
-            return self._visual_cache[1]
+            return self._visual_now()
+
+    def _visual_now(self) -> Tensor:
+        """Projected visual tokens of the encoded frames (no flush; under the lock)."""
+        encoded = len(self._frames.times)
+        if not encoded:
+            raise StreamError("no frame has been pushed yet; push at least one frame before asking")
+        if self._visual_cache is None or self._visual_cache[0] != encoded:
+            with torch.no_grad():
+                self._visual_cache = (encoded, self.projector.project(self.memory.read()))
+        return self._visual_cache[1]
+
+    def _compose(self, question: str, history: list[tuple[str, str]], at: float | None) -> tuple[inference.Prompt, list[Run]]:
+        """Prompt + prefix-cache runs over the *encoded* frames (no flush; under the lock)."""
+        visual, layout = self._visual_now(), self.memory.layout()
+        parts = {"long": 0, "short": 0, "now": 0}
+        for kind, _, n in layout:
+            parts[kind] += n
+        msg = inference.stream_time_message(self.time_msg, self._frames.times, at, self.start_time)
+        prompt = inference.make_prompt(self.tokenizer, question, msg, visual=visual, template=self.template,
+                                       history=history, visual_parts=parts, device=self.model.device)  # fmt: skip
+        return prompt, prompt_runs(prompt, layout)
 
     def time_message_text(self, at: float | None = None) -> str:
         """The time message for the frames seen so far (evaluation text, REFERENCE §1.11)."""
@@ -172,17 +238,18 @@ class StreamingSession:
         the prefix text, the long / short / now memory parts and the suffix text."""
         with self._lock:
             history = self._history(question, follow_up)
-            visual = self.visual_features()
-            counts = self.memory.token_counts()
-            return inference.make_prompt(
-                self.tokenizer, question, self.time_message_text(at), visual=visual, template=self.template,
-                history=history, visual_parts={k: counts[k] for k in ("long", "short", "now")},
-                device=self.model.device,
-            )  # fmt: skip
+            self.flush()
+            return self._compose(question, history, at)[0]
 
-    def _generate(self, prompt: inference.Prompt, max_new_tokens: int) -> inference.Generation:
-        """The one generation call (greedy, evaluation settings); a KV cache wraps this."""
-        return inference.generate(self.model, self.tokenizer, prompt, template=self.template, max_new_tokens=max_new_tokens)
+    def _generate(self, prompt: inference.Prompt, max_new_tokens: int, runs: list[Run]) -> inference.Generation:
+        """The one generation call (greedy, evaluation settings) through the prefix cache (off: one-shot)."""
+        return self._prefix.generate(self.model, self.tokenizer, prompt, runs, template=self.template,
+                                     max_new_tokens=max_new_tokens)  # fmt: skip
+
+    def _probe(self, prompt: str, at: float) -> Tensor:
+        """First-token logits ``[V]`` of a single-turn ``prompt`` over the encoded frames (under the lock)."""
+        built, runs = self._compose(prompt, [], at)
+        return self._prefix.first_token_logits(self.model, built, runs)
 
     def ask(
         self, question: str, at: float | None = None, *, follow_up: bool = False, max_new_tokens: int | None = None
@@ -204,12 +271,12 @@ class StreamingSession:
                 t0 = time.perf_counter()
                 self.flush()
                 t1 = time.perf_counter()
-                prompt = self.build_prompt(question, follow_up=follow_up, at=when)
+                prompt, runs = self._compose(question, self._history(question, follow_up), when)
                 times = self._frames.times
                 seen = (len(times), times[0], times[-1])
                 history = self._dialogue if follow_up else []
             t2 = time.perf_counter()
-            out = self._generate(prompt, int(max_new_tokens or self.max_new_tokens))
+            out = self._generate(prompt, int(max_new_tokens or self.max_new_tokens), runs)
             t3 = time.perf_counter()
             timing = QuestionTiming(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2), prompt.num_tokens,
                                     int(prompt.visual.shape[0]), len(out.output_ids))  # fmt: skip
@@ -240,10 +307,11 @@ class StreamingSession:
         """
         with self._lock:
             frames = self._frames
-            extra = tensor_bytes([frames.pending, self._visual_cache]) + frames.times.itemsize * len(frames.times)
+            extra = tensor_bytes([frames.pending, self._visual_cache]) + frames.times_nbytes() + self._prefix.nbytes()
             report = self.metrics.report(self.memory, encoded=len(frames.times), extra_bytes=extra)
             return {"mode": self.mode, "frames": self.num_frames, "pending_frames": len(frames.pending),
-                    "stream_time_s": self.now, **report}  # fmt: skip
+                    "stream_time_s": self.now, **report, "prefix_cache": self._prefix.stats(),
+                    "watch": self._watcher.stats()}  # fmt: skip
 
     def __repr__(self) -> str:
         return (f"StreamingSession(mode={self.mode!r}, frames={self.num_frames}, now={self.now}, "

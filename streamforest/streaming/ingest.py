@@ -15,10 +15,53 @@ from torch import Tensor
 from streamforest.streaming.metrics import SessionMetrics
 from streamforest.streaming.types import StreamError, validate_frames
 
-__all__ = ["FrameIngest", "OnEncoded"]
+__all__ = ["FrameIngest", "FrameTimes", "OnEncoded"]
 
 OnEncoded = Callable[[int, list[float], Tensor], list[Any]]
 """``(first stream index, timestamps, embedded frames [n,P,C_v]) -> events``, called after each batch."""
+
+
+class FrameTimes:
+    """Timestamps of the encoded frames: all of them (``keep_all``) or only their count, first and last.
+
+    The time messages a bounded session allows (``short_online_v2``, ``short_online``, ``short``) need only
+    the count and the two ends, so a ``bounded`` session keeps O(1) state for an endless stream;
+    ``exact`` keeps every timestamp (8 bytes a frame) for the per-frame time messages.
+    """
+
+    def __init__(self, keep_all: bool) -> None:
+        self.keep_all = keep_all
+        self._all = array("d")
+        self._count, self._first, self._last = 0, 0.0, 0.0
+
+    def extend(self, times: Sequence[float]) -> None:
+        if not times:
+            return
+        if self.keep_all:
+            self._all.extend(times)
+        if not self._count:
+            self._first = float(times[0])
+        self._count, self._last = self._count + len(times), float(times[-1])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> float:
+        if self.keep_all:
+            return self._all[index]
+        if index in (0, -self._count) and self._count:
+            return self._first
+        if index in (-1, self._count - 1) and self._count:
+            return self._last
+        raise IndexError(f"a bounded stream keeps only its first and last timestamps, not index {index}")
+
+    def __iter__(self) -> Any:
+        if not self.keep_all:
+            raise TypeError("a bounded stream keeps only its first and last timestamps (iterate in 'exact' mode)")
+        return iter(self._all)
+
+    def nbytes(self) -> int:
+        return self._all.itemsize * len(self._all)
 
 
 class FrameIngest:
@@ -31,15 +74,16 @@ class FrameIngest:
         batch_size: frames per ViT call.
         start_time: the stream start (no frame may precede it).
         metrics: where frame latencies go.
+        keep_all_times: keep every timestamp (``exact``) or only count/first/last (``bounded``, :class:`FrameTimes`).
     """
 
     def __init__(
         self, model: Any, image_processor: Any, memory: Any, batch_size: int, start_time: float,
-        metrics: SessionMetrics,
+        metrics: SessionMetrics, keep_all_times: bool = True,
     ) -> None:  # fmt: skip
         self.model, self.image_processor, self.memory = model, image_processor, memory
         self.batch_size, self.start_time, self.metrics = batch_size, start_time, metrics
-        self.times = array("d")  # timestamps of encoded frames
+        self.times = FrameTimes(keep_all_times)  # timestamps of encoded frames
         self.pending: list[Tensor] = []  # preprocessed pixels [3,S,S] waiting for the ViT
         self.pending_times: list[float] = []
         self.frame_size: tuple[int, int] | None = None
@@ -57,9 +101,21 @@ class FrameIngest:
             return self.pending_times[-1]
         return self.times[-1] if len(self.times) else None
 
-    def all_times(self) -> list[float]:
-        """Timestamps of every frame pushed, oldest first."""
+    def all_times(self) -> list[float] | FrameTimes:
+        """Timestamps of every frame pushed, oldest first (a bounded stream: count/first/last only)."""
+        if not self.pending_times:
+            return self.times
+        if not self.times.keep_all:
+            summary = FrameTimes(False)
+            summary.extend([self.times[0]] if len(self.times) else [])
+            summary._count = len(self.times)
+            summary.extend(self.pending_times)
+            return summary
         return [*self.times, *self.pending_times]
+
+    def times_nbytes(self) -> int:
+        """Bytes of the stored timestamps."""
+        return self.times.nbytes()
 
     def add(self, frames: Sequence[Any], timestamps: Sequence[Any], on_encoded: OnEncoded) -> list[Any]:
         """Validate all ``frames`` (nothing changes on error), queue them, encode full batches."""
