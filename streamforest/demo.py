@@ -51,6 +51,7 @@ from streamforest.eval.scoring import accuracy_reference, accuracy_strict, break
 from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 from streamforest.model.loader import save_released
 from streamforest.synthetic import DatasetPaths, format_mc_prompt, generate_dataset
+from streamforest.synthetic.dataset import source_fingerprint
 from streamforest.tiny import SPECIAL_TOKENS, make_tiny_tokenizer, tiny_config
 
 logger = logging.getLogger(__name__)
@@ -417,7 +418,7 @@ def run_demo(ctx: Ctx) -> dict:
     train_cfgs = (ctx.config("stage2_captions.yaml"), ctx.config("stage4_online.yaml"))
     stage2_out, stage4_out = ctx.out / "runs" / "stage2", ctx.trained_ckpt
     plan: list[tuple[str, dict, list[Path], Callable[[], dict]]] = [
-        ("data", _key(ctx), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
+        ("data", _key(ctx, source_fingerprint()), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
         ("init", _key(ctx, LLM_INIT_RANGE), [ctx.init_ckpt / "config.json"], lambda: step_init(ctx)),
         ("stage2", _key(ctx, file_digest(*train_cfgs[:1])), [stage2_out / "config.json"],
          lambda: step_train(ctx, train_cfgs[0].name, s.stage2_steps, ctx.init_ckpt, stage2_out)),
