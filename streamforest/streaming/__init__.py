@@ -72,10 +72,28 @@ What is reused between questions
 --------------------------------
 ViT features, position embeddings and the memory's causal work (frame → short compression, event cutting,
 event similarities; merged events in ``deferred`` mode are cached by merge-tree identity) are computed once
-per frame. The projected visual tokens are reused when no frame arrived since the previous question. The
-LLM's KV cache is **not** reused: the visual tokens come first in the user turn, so any memory change
-invalidates everything after the system prompt, and even with an unchanged memory an incremental prefill is
-not bit-identical to the one-shot prefill of the reference path (``exact`` must stay exact).
+per frame. The projected visual tokens are reused when no frame arrived since the previous question.
+
+The LLM's KV cache of the prompt head is reused by the **prefix cache**
+(:mod:`~streamforest.streaming.prefix_cache`): keyed exactly by the text before the visual tokens, the
+long-memory event ids and the short/current frame ids, it prefills only the part of the prompt after the
+longest cached prefix (an event entering the long memory extends it, a merge invalidates it from the first
+changed event, a reset clears it). It is on by default in ``bounded`` and opt-in in ``exact``
+(``prefix_cache=True``): a cached prefill equals the one-shot prefill only up to floating-point reordering,
+so ``exact`` keeps its bit-identical guarantee with the cache off.
+
+Standing questions
+------------------
+``watch(question, threshold=, every_s=, cooldown_s=, answer=, option=)`` registers a yes/no (or option) question
+probed as frames are encoded; ``push`` returns the alerts (:class:`Alert`) its frames caused, ``alerts()`` drains the
+queue, ``on_alert(cb)`` registers a callback (:mod:`~streamforest.streaming.watch` defines the prompt, the
+probability and the alert rule).
+
+Bounded everything
+------------------
+A ``bounded`` session keeps O(1) state for endless streams: the eager memory, one cached prompt prefix,
+count/first/last timestamps (only the time messages without a per-frame list), fixed latency windows and
+alert queue. The temporal position index of frame ``k`` is ``k mod 512``, as in the reference (REFERENCE §1.4).
 """
 
 from streamforest.streaming.core import StreamingSession
