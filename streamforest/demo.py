@@ -96,7 +96,7 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
-    "full": DemoSize("full", 120, 40, (10, 20), stage2_steps=4000, stage4_steps=12000),
+    "full": DemoSize("full", 120, 40, (10, 20), stage2_steps=4000, stage4_steps=20000),
     "quick": DemoSize("quick", 8, 12, (12, 16), stage2_steps=6, stage4_steps=6, eval_limit=4),
 }
 

@@ -389,6 +389,12 @@ def test_yes_no_records_follow_ground_truth_and_probe_format(ds, params):
         assert truth == {gpt == "Yes"}, r  # the fact holds over the whole window
         seen.setdefault(family, Counter())[gpt] += 1
     assert set(seen) == {"light_is", "side_object", "object_stopped"}
+    light = Counter()  # light_is comes in same-clip pairs: the colour shown (yes) and another colour (no)
+    for r in recs:
+        if " traffic light " in r["conversations"][0]["value"]:
+            light[(r["video"], r["end"], r["conversations"][1]["value"])] += 1
+    clips = {(v, e) for v, e, _ in light}
+    assert clips and all(light[(v, e, "Yes")] == light[(v, e, "No")] == 1 for v, e in clips), light
     for family, counts in seen.items():
         assert counts["Yes"] == counts["No"] > 0, (family, counts)  # balanced
     manifest = _load(ds.manifest)
@@ -438,3 +444,20 @@ def test_truth_per_frame_and_onsets():
     assert onsets([False, True, True, False, True], 2.0) == [0.5, 2.0] and onsets([True, False], 1.0) == [0.0]
     with pytest.raises(ValueError, match="unknown family"):
         truth_per_frame(scene, "light_colour", "green")
+
+
+def test_select_yes_no_pairs_and_fallback():
+    from streamforest.synthetic.yesno import YesNo, select_yes_no
+
+    pool = []
+    for v in range(6):  # clips with the left side occupied and the right empty, and the reverse
+        pool += [YesNo("side_object", v, 5.0, "left", v % 2 == 0), YesNo("side_object", v, 5.0, "right", v % 2 == 1)]
+        pool += [YesNo("side_object", v, 6.0, "left", True), YesNo("side_object", v, 6.0, "right", True)]  # no pair
+    chosen = select_yes_no(pool, 8, np.random.default_rng(0))
+    assert len(chosen) == 8 and {qa.q for qa in chosen} == {5.0}  # only clips with both answers
+    by_clip = Counter((qa.video, qa.answer) for qa in chosen)
+    assert all(by_clip[(v, True)] == by_clip[(v, False)] == 1 for v, _ in by_clip)
+    assert Counter(qa.value for qa in chosen if qa.answer) == {"left": 2, "right": 2}  # balanced over sides
+    unpaired = [qa for qa in pool if qa.q == 6.0] + [YesNo("side_object", 9, 7.0, "left", False)]
+    fallback = select_yes_no(unpaired, 8, np.random.default_rng(0))  # no clip has both answers: yes and no alike
+    assert Counter(qa.answer for qa in fallback) == {True: 1, False: 1}

@@ -98,18 +98,44 @@ def candidate_yes_no(scene: Scene, video: int, *, min_q: float = 3.0, step: floa
     return out
 
 
+PAIRED: tuple[str, ...] = ("light_is", "side_object")
+"""Families selected as same-clip yes/no pairs (:func:`select_yes_no`)."""
+
+
 def select_yes_no(pool: list[YesNo], per_family: int, rng: np.random.Generator, load: Counter | None = None) -> list[YesNo]:
-    """About ``per_family`` questions per family, half yes and half no (fewer when one answer runs out),
-    spread over videos (least-loaded first, as :func:`~streamforest.synthetic.questions.select_balanced`)."""
+    """About ``per_family`` questions per family, half yes and half no, spread over videos (least-loaded first,
+    as :func:`~streamforest.synthetic.questions.select_balanced`).
+
+    :data:`PAIRED` families come as *same-clip pairs*, one yes and one no on the same frames, so that only the
+    question's word separates the answers (the lesson of the light-colour twins, docs/demo.md): ``light_is``
+    asks the colour shown and one other colour (pairs balanced over the colour shown); ``side_object`` asks
+    the occupied side and the empty one (balanced over the sides). ``object_stopped`` takes yes and no alike.
+    """
     load = Counter() if load is None else load
     used: set = set()
     chosen: list[YesNo] = []
+    clips: dict[tuple, list[YesNo]] = {}
+    for qa in pool:
+        clips.setdefault((qa.video, qa.q, qa.family), []).append(qa)
     for family in YESNO_TEMPLATES:
-        groups = [[qa for qa in pool if qa.family == family and qa.answer is ans] for ans in (True, False)]
-        n_each = min(max(1, per_family // 2), *(len(g) for g in groups))
+        paired = family in PAIRED
+        if paired:  # yes questions whose clip also has a no question, grouped by the yes value
+            values = Q.LIGHT_OPTIONS if family == "light_is" else SIDES
+            groups = [[qa for qa in pool if qa.family == family and qa.answer and qa.value == v
+                       and any(not o.answer for o in clips[(qa.video, qa.q, family)])] for v in values]  # fmt: skip
+            n_each = min(max(1, per_family // (2 * len(values))), *(len(g) for g in groups))
+            paired = n_each > 0  # tiny datasets may have no such clip: then yes and no alike
+        if not paired:
+            groups = [[qa for qa in pool if qa.family == family and qa.answer is ans] for ans in (True, False)]
+            n_each = min(max(1, per_family // 2), *(len(g) for g in groups))
         for _ in range(n_each):
             for group in groups:
-                chosen.append(Q._take(group, rng, load, used))
+                qa = Q._take(group, rng, load, used)
+                chosen.append(qa)
+                if paired:
+                    nos = [o for o in clips[(qa.video, qa.q, family)] if not o.answer]
+                    chosen.append(nos[int(rng.integers(len(nos)))])
+                    load[qa.video] += 1
     return chosen
 
 
