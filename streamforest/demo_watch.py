@@ -2,7 +2,9 @@
 
 For each held-out video (``videos/eval``) the trained model and its untrained twin each stream the video at
 :data:`STREAM_FPS` through a :class:`~streamforest.streaming.StreamingSession` with the standing questions
-of :data:`WATCHES` registered (threshold :data:`THRESHOLD`, cool-down :data:`COOLDOWN_S`). The truth comes
+of :data:`WATCHES` registered (threshold :data:`THRESHOLD`, cool-down :data:`COOLDOWN_S`): yes/no questions
+(the stage-4 yes/no families) and, for the light, the evaluation's multiple-choice question watched on one
+option letter. The truth comes
 from the scene ground truth (``meta/eval_scenes.json`` regenerated through
 :func:`~streamforest.synthetic.make_scene`): :func:`~streamforest.synthetic.yesno.onsets` of each question's
 per-frame truth are the *true changes* (the times its answer turns to "yes", ``0.0`` when true from the start).
@@ -28,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from streamforest.console import say
-from streamforest.synthetic import DatasetParams, DatasetPaths, make_scene
+from streamforest.synthetic import FAMILIES, DatasetParams, DatasetPaths, format_mc_prompt, make_scene
+from streamforest.synthetic.questions import LIGHT_OPTIONS
 from streamforest.synthetic.yesno import YESNO_TEMPLATES, onsets, truth_per_frame
 
 if TYPE_CHECKING:
@@ -36,10 +39,13 @@ if TYPE_CHECKING:
 
 __all__ = ["WATCHES", "measure_alerts", "print_watch", "step_watch"]
 
-WATCHES: tuple[tuple[str, str], ...] = (
-    ("light_is", "green"), ("light_is", "red"), ("side_object", "left"), ("side_object", "right"),
+WATCHES: tuple[tuple[str, str, bool], ...] = (
+    ("light_is", "green", False), ("light_is", "red", False), ("side_object", "left", False),
+    ("side_object", "right", False), ("light_is", "green", True), ("light_is", "red", True),
 )  # fmt: skip
-"""Standing questions ``(family, value)`` → ``YESNO_TEMPLATES[family].format(value=value)``."""
+"""Standing questions ``(family, value, option)``: a yes/no question ``YESNO_TEMPLATES[family].format(value=value)``,
+or (``option=True``, light only) the multiple-choice light-colour question of the evaluation split watched on
+the letter of ``value`` (``session.watch(..., option=letter)``); both have the same truth."""
 THRESHOLD = 0.5
 COOLDOWN_S = 3.0
 DETECT_S = 2.0
@@ -50,8 +56,22 @@ MAX_VIDEOS = {"quick": 1}
 TIMING_VIDEOS = {"quick": 1, "full": 5}
 
 
-def _question(family: str, value: str) -> str:
+def _question(family: str, value: str, option: bool = False) -> str:
+    """The label of a watch (the yes/no text, or ``"<mc question> [option: <value>]"``)."""
+    if option:
+        return f"{FAMILIES['light_color'].template} [option {_letter(value)}: {value}]"
     return YESNO_TEMPLATES[family].format(value=value)
+
+
+def _letter(value: str) -> str:
+    return chr(ord("A") + LIGHT_OPTIONS.index(value))
+
+
+def _register(session: Any, family: str, value: str, option: bool) -> str:
+    if option:
+        question = format_mc_prompt(FAMILIES["light_color"].template, list(LIGHT_OPTIONS))
+        return session.watch(question, threshold=THRESHOLD, cooldown_s=COOLDOWN_S, option=_letter(value))
+    return session.watch(_question(family, value), threshold=THRESHOLD, cooldown_s=COOLDOWN_S)
 
 
 def stream_with_watches(session: Any, video: Path) -> list[dict]:
@@ -66,12 +86,12 @@ def stream_with_watches(session: Any, video: Path) -> list[dict]:
     return [a.to_dict() for a in alerts]
 
 
-def open_session(ckpt: Path, *, prefix_cache: bool) -> tuple[Any, dict[str, tuple[str, str]]]:
+def open_session(ckpt: Path, *, prefix_cache: bool) -> tuple[Any, dict[str, tuple[str, str, bool]]]:
     """A float32 exact-mode session on ``ckpt`` with every :data:`WATCHES` question; ``(session, id → watch)``."""
     from streamforest.streaming import StreamingSession
 
     session = StreamingSession.from_pretrained(ckpt, dtype="float32", prefix_cache=prefix_cache)
-    ids = {session.watch(_question(*w), threshold=THRESHOLD, cooldown_s=COOLDOWN_S): w for w in WATCHES}
+    ids = {_register(session, *w): w for w in WATCHES}
     return session, ids
 
 
@@ -96,30 +116,33 @@ def score_alerts(alerts: list[dict], truth: list[bool], fps: float) -> dict[str,
     return {"changes": changes, "detected": len(delays), "delays": delays, "false": false, "late": len(rest) - false}
 
 
-def measure_alerts(session: Any, ids: dict[str, tuple[str, str]], videos: list[tuple[Path, Any]], desc: str) -> dict:
-    """Stream every ``(video, scene)``; per-video alerts and the totals of :func:`score_alerts` over all."""
-    per_video, tot = [], {"changes": 0, "detected": 0, "delays": [], "false": 0, "late": 0, "minutes": 0.0}
+def _totals(parts: list[dict], minutes: float) -> dict[str, Any]:
+    """Detection rate, median delay, false alerts per minute and late alerts of :func:`score_alerts` results."""
+    delays = [d for p in parts for d in p["delays"]]
+    changes, detected, false = (sum(len(p["changes"]) if k == "changes" else p[k] for p in parts) for k in ("changes", "detected", "false"))
+    return {"changes": changes, "detected": detected, "detection_rate": detected / max(changes, 1),
+            "median_delay_s": statistics.median(delays) if delays else None, "false_alerts": false,
+            "false_per_min": false / max(minutes, 1e-9), "late_alerts": sum(p["late"] for p in parts)}  # fmt: skip
+
+
+def measure_alerts(session: Any, ids: dict[str, tuple[str, str, bool]], videos: list[tuple[Path, Any]], desc: str) -> dict:
+    """Stream every ``(video, scene)``; per-video alerts, and the :func:`_totals` over all and per question."""
+    per_video, parts, minutes = [], {wid: [] for wid in ids}, 0.0
     for video, scene in tqdm(videos, desc=desc, leave=False):
         alerts = stream_with_watches(session, video)
-        fps = scene.config.fps
         rows = {}
-        for wid, (family, value) in ids.items():
+        for wid, (family, value, option) in ids.items():
             mine = [a for a in alerts if a["watch_id"] == wid]
-            s = score_alerts(mine, truth_per_frame(scene, family, value), fps)
-            rows[_question(family, value)] = {"changes": s["changes"], "alerts": [(round(a["time"], 2), round(a["probability"], 3)) for a in mine]}
-            for k in ("detected", "false", "late"):
-                tot[k] += s[k]
-            tot["changes"] += len(s["changes"])
-            tot["delays"] += s["delays"]
-        tot["minutes"] += scene.config.duration / 60
+            s = score_alerts(mine, truth_per_frame(scene, family, value), scene.config.fps)
+            parts[wid].append(s)
+            rows[_question(family, value, option)] = {"changes": s["changes"], "alerts": [(round(a["time"], 2), round(a["probability"], 3)) for a in mine]}
+        minutes += scene.config.duration / 60
         per_video.append({"video": video.name, "questions": rows})
-    stats = session.stats()["watch"]
+    all_parts = [p for ps in parts.values() for p in ps]
     return {
-        "videos": len(videos), "stream_minutes": round(tot["minutes"], 2), "changes": tot["changes"],
-        "detected": tot["detected"], "detection_rate": tot["detected"] / max(tot["changes"], 1),
-        "median_delay_s": statistics.median(tot["delays"]) if tot["delays"] else None,
-        "false_alerts": tot["false"], "false_per_min": tot["false"] / max(tot["minutes"], 1e-9), "late_alerts": tot["late"],
-        "probes": stats["probes"], "per_video": per_video,
+        "videos": len(videos), "stream_minutes": round(minutes, 2), **_totals(all_parts, minutes),
+        "per_question": {_question(*ids[wid]): _totals(ps, minutes) for wid, ps in parts.items()},
+        "probes": session.stats()["watch"]["probes"], "per_video": per_video,
     }  # fmt: skip
 
 
@@ -169,18 +192,20 @@ def print_watch(w: dict) -> None:
     for q, row in w["example"]["questions"].items():
         changes = ", ".join(f"{c:.2f}" for c in row["changes"]) or "none"
         alerts = ", ".join(f"{t:.1f} (p={p:.2f})" for t, p in row["alerts"]) or "none"
-        say(f"  {q:<38} turns yes at: {changes:<18} alerts at: {alerts}")
+        say(f"  {q:<56} turns yes at: {changes:<18} alerts at: {alerts}")
     tr, un = w["trained"], w["untrained"]
-    say(f"Standing questions on {tr['videos']} held-out videos ({tr['stream_minutes']:.1f} min, {tr['changes']} true "
-        f"changes; detection = alert within {w['detect_s']:g} s):")  # fmt: skip
-    say(f"  {'':<26}{'untrained':>10}  {'trained':>8}")
-    delay = [("   –  " if m["median_delay_s"] is None else f"{m['median_delay_s']:.2f} s") for m in (un, tr)]
-    rows = [("detection rate", f"{100 * un['detection_rate']:.1f}%", f"{100 * tr['detection_rate']:.1f}%"),
-            ("median delay", *delay),
-            ("false alerts / min", f"{un['false_per_min']:.2f}", f"{tr['false_per_min']:.2f}"),
-            ("late alerts", str(un["late_alerts"]), str(tr["late_alerts"]))]  # fmt: skip
-    for label, a, b in rows:
-        say(f"  {label:<26}{a:>10}  {b:>8}")
+    say(f"Standing questions on {tr['videos']} held-out videos ({tr['stream_minutes']:.1f} min; detection = alert "
+        f"within {w['detect_s']:g} s of a true change; false = alert while the answer is no):")  # fmt: skip
+    say(f"  {'':<56}{'changes':>7}  {'detected':>17}  {'median delay':>13}  {'false / min':>13}")
+    say(f"  {'':<56}{'':>7}  {'untrained':>9} {'trained':>7}  {'untr.':>6} {'tr.':>6}  {'untr.':>6} {'tr.':>6}")
+
+    def delay(m: dict) -> str:
+        return "  –   " if m["median_delay_s"] is None else f"{m['median_delay_s']:5.2f}s"
+
+    for q in [*tr["per_question"], "all"]:
+        a, b = (un, tr) if q == "all" else (un["per_question"][q], tr["per_question"][q])
+        say(f"  {q:<56}{b['changes']:>7}  {100 * a['detection_rate']:8.1f}% {100 * b['detection_rate']:6.1f}%  "
+            f"{delay(a):>6} {delay(b):>6}  {a['false_per_min']:6.2f} {b['false_per_min']:6.2f}")
     on, off = w["probe_cost"]["prefix_cache_on"], w["probe_cost"]["prefix_cache_off"]
     say(f"  probe cost (trained, {len(WATCHES)} watches): {on['ms_per_probe']:.1f} ms/probe, {on['ms_per_frame']:.1f} "
         f"ms/frame with the prefix cache; {off['ms_per_probe']:.1f} ms/probe, {off['ms_per_frame']:.1f} ms/frame without")  # fmt: skip

@@ -145,12 +145,13 @@ def test_watch_measurement_on_a_tiny_checkpoint(tmp_path: Path) -> None:
     """The watch step's measurement streams a real synthetic video through a session on the demo's init
     checkpoint; every alert is counted exactly once (detected + false + late) against the scene truth."""
     from streamforest import demo_watch
-    from streamforest.synthetic import Scene, SceneConfig
+    from streamforest.synthetic import Scene, SceneConfig, format_mc_prompt
     from streamforest.synthetic.writer import write_video
 
     scene = Scene(SceneConfig(duration=6.0), seed=5)
     video = write_video(tmp_path / "v.mp4", (scene.render_frame(k) for k in range(scene.config.n_frames)), scene.config.fps)
-    texts = [demo_watch._question(*w) + "\nAnswer yes or no." for w in demo_watch.WATCHES] + ["Yes", "No"]
+    texts = [demo_watch._question(*w[:2]) + "\nAnswer yes or no." for w in demo_watch.WATCHES] + ["Yes", "No", "A", "B", "C"]
+    texts.append(format_mc_prompt("What colour is the traffic light now?", ["red", "yellow", "green"]))
     ckpt = demo.build_init_checkpoint(tmp_path / "init", texts)
     session, ids = demo_watch.open_session(ckpt, prefix_cache=True)
     m = demo_watch.measure_alerts(session, ids, [(video, scene)], "test")
