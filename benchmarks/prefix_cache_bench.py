@@ -243,8 +243,14 @@ def markdown(p1: dict[str, Any], p2: dict[str, Any], p3: dict[str, Any], argv: l
               f"memory (5,120 tokens) {p2['qwen7b_long_only_flop_ratio']:.1f}×.", "",
               "## Greedy agreement with and without the cache", "",
               f"{p3['model']}: {p3['same']}/{p3['questions']} questions ({100 * p3['agreement']:.1f} %) give the same "
-              f"generated ids (bounded, a question every 10 s, cache hit rate {100 * p3['stats']['hit_rate']:.0f} %).", ""]  # fmt: skip
+              f"generated ids (bounded, a question every 10 s, cache hit rate {100 * p3['stats']['hit_rate']:.0f} %, "
+              f"{100 * reuse_share(p3['stats']):.0f} % of the prompt tokens taken from the cache).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def reuse_share(stats: dict[str, Any]) -> float:
+    total = stats["reused_tokens"] + stats["prefilled_tokens"]
+    return stats["reused_tokens"] / total if total else 0.0
 
 
 def args_new_tokens(p1: dict[str, Any]) -> str:
@@ -275,14 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     p3 = part3_agreement(args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "prefix_cache_bench_quick" if args.quick else "prefix_cache_bench"
-    (args.out / f"{stem}.md").write_text(markdown(p1, p2, p3, argv), encoding="utf-8")
+    text = markdown(p1, p2, p3, argv) + "\n" + headline(p1, p3)
+    (args.out / f"{stem}.md").write_text(text + "\n", encoding="utf-8")
     (args.out / f"{stem}.json").write_text(json.dumps({"latency": p1, "hit_rates": p2, "agreement": p3}, indent=1,
                                                       default=str), encoding="utf-8")  # fmt: skip
-    print(markdown(p1, p2, p3, argv))
-    print(f"prefix cache: {p1['speedup']:.1f}x lower question latency on hits ({p1['prompt_tokens']:.0f}-token prompts, "
-          f"{p1['reused_tokens']:.0f} reused, long memory full, stand-in LLM width {args.llm_hidden} x {args.llm_layers} "
-          f"layers, median of {p1['hits']}; greedy agreement {100 * p3['agreement']:.0f} %)")  # fmt: skip
+    print(text)
     return 0
+
+
+def headline(p1: dict[str, Any], p3: dict[str, Any]) -> str:
+    """The last line: ``prefix cache: <N.N>x lower question latency on hits (...)``."""
+    return (f"prefix cache: {p1['speedup']:.1f}x lower question latency on hits ({p1['prompt_tokens']:.0f}-token "
+            f"prompts, {p1['reused_tokens']:.0f} reused, long memory full, stand-in LLM width {p1['llm_hidden']} x "
+            f"{p1['llm_layers']} layers, median of {p1['hits']}; greedy agreement {100 * p3['agreement']:.0f} %)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ class StreamForest:
     # ------------------------------------------------------------------ ask
     def ask(
         self,
-        video: str | Path | np.ndarray,
+        video: str | Path | np.ndarray | torch.Tensor | list[Any],
         question: str,
         at: float | None = None,
         start: float = 0.0,
@@ -109,16 +109,19 @@ class StreamForest:
         """Answer ``question`` about ``video`` as the released model would at time ``at`` (s).
 
         Args:
-            video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (then ``fps`` or ``timestamps``).
-            question: the question text (options included for multiple choice).
+            video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (a numpy array, a torch tensor or a
+                list of ``[H,W,3]`` arrays / PIL images; then ``fps`` or ``timestamps``).
+            question: the question text (options included for multiple choice); a non-empty ``str``.
             at: question time in seconds; None = the end of the video.
             start: clip start in seconds (the reference evaluates ``[0, at]``).
-            max_new_tokens: 16 like the multiple-choice tasks; None = the adapter default (1024).
+            max_new_tokens: 16 like the multiple-choice tasks (>= 1); None = the adapter default (1024).
             fps: frame rate of a frame folder or array.
             timestamps: per-frame times (s) of an array, instead of ``fps``.
         """
+        inference.check_question(question)
+        overrides = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+        inference.generation_kwargs(overrides)  # a bad max_new_tokens fails before the video is decoded
         clip = self._clip(video, at, start, fps, timestamps)
-        overrides = {} if max_new_tokens is None else {"max_new_tokens": int(max_new_tokens)}
         answer = inference.generate(self.model, self.tokenizer, self._prompt(clip, question), template=self.template,
                                     **overrides)  # fmt: skip
         return Answer(answer.text, clip.time, len(clip.frames), [float(s) for s in clip.sec])
@@ -139,6 +142,7 @@ class StreamForest:
         Same frames and prompt as :meth:`ask`; useful to score multiple-choice questions without relying on
         the model producing a well-formed letter (e.g. an untrained model, whose free text scores 0).
         """
+        inference.check_question(question)
         clip = self._clip(video, at, start, fps, timestamps)
         return inference.option_scores(self.model, self.tokenizer, self._prompt(clip, question), letters)
 

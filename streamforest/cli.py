@@ -10,6 +10,8 @@ Subcommands are registered in :data:`COMMANDS` (name → ``(add_arguments, run)`
 reference ≈1 fps mid-bin rule over ``[--start, --end]``), answers every question when the stream reaches its
 time, prints the answers with their times and a final statistics line. ``--end`` defaults to the last
 question's time, so the last question sees exactly the frames the benchmark evaluation would sample for it.
+Arguments are checked before the model loads (``--json-out`` included); Ctrl-C writes the answers so far to
+``--json-out`` (``"interrupted": true``) and exits with status 130.
 ``--watch`` registers standing questions (``StreamingSession.watch``): their alerts are printed with their
 times as they fire, beside the answers; with a watch the whole video is played unless ``--end`` is given.
 Heavy imports (torch, transformers) happen only when a command runs, so ``--help`` is instant.
@@ -20,21 +22,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from streamforest.console import say
+from streamforest.prompts import TIME_MSG_KINDS
 from streamforest.streaming import StreamError, StreamingSession, format_stats, parse_questions
-from streamforest.video import VideoError
+from streamforest.video import BACKENDS, VideoError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 MODEL_ENV = "STREAMFOREST_MODEL"
+TIME_MSG_CHOICES = (*TIME_MSG_KINDS, "generic", "none")
+"""``--time-msg`` values: the named kinds, ``generic`` (lists every frame time) and ``none``."""
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 class CliError(Exception):
@@ -89,8 +98,9 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--dtype", default="auto", help="auto (checkpoint dtype), float32, bfloat16 or float16")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per vision-tower call")
-    parser.add_argument("--time-msg", default="short_online_v2", help="time-message kind ('none' for no message)")
-    parser.add_argument("--backend", default="auto", help="video decoder: auto, decord, pyav, frames")
+    parser.add_argument("--time-msg", default="short_online_v2", choices=TIME_MSG_CHOICES, metavar="KIND",
+                        help=f"time-message kind: {', '.join(TIME_MSG_CHOICES)} ('none': no message)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="video decoder")
     parser.add_argument("--watch", action="append", default=[], metavar="QUESTION",
                         help="a standing yes/no question checked at every frame; alerts are printed (repeatable)")
     parser.add_argument("--threshold", type=float, default=0.5, help="alert when P(yes) of a --watch reaches this")
@@ -114,6 +124,32 @@ def _stream_questions(args: argparse.Namespace) -> list[Any]:
     return sorted(questions, key=lambda q: q.time)
 
 
+def _check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise CliError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:0): {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CliError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _check_json_out(path: str) -> None:
+    """Fail before the run, not after it, when ``--json-out`` cannot be written."""
+    out = Path(path)
+    if out.is_dir():
+        raise CliError(f"--json-out {path}: is a folder; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
+            pass
+    except OSError as e:
+        raise CliError(f"--json-out {path}: cannot write there ({e.strerror or e}); pick a writable place") from None
+
+
 def _check_stream_args(args: argparse.Namespace) -> str:
     model = args.model or os.environ.get(MODEL_ENV)
     if not model:
@@ -125,6 +161,13 @@ def _check_stream_args(args: argparse.Namespace) -> str:
     for name in ("fps", "max_new_tokens", "batch_size"):
         if not getattr(args, name) > 0:
             raise CliError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    for name in ("fps", "start", "end"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise CliError(f"--{name} must be a finite number, got {value}")
+    _check_device(args.device)
+    if args.json_out:
+        _check_json_out(args.json_out)
     return model
 
 
@@ -135,12 +178,41 @@ def _print_answer(answer: Any) -> None:
         f"{1e3 * answer.latency_s:.0f} ms)")
 
 
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (a temporary file renamed over it)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"--json-out {path}: writing failed ({e}); the answers are printed above") from None
+
+
 def _print_alert(alert: Any) -> None:
     say(f"[{alert.time:7.2f} s] ALERT p={alert.probability:.2f}: {alert.question}")
 
 
+def _register_watches(session: Any, args: argparse.Namespace) -> list[Any]:
+    """Register every ``--watch`` on ``session``; returns the list its alerts are collected into (also printed)."""
+    alerts: list[Any] = []
+    try:
+        for question in args.watch:
+            session.watch(question, threshold=args.threshold, cooldown_s=args.cooldown, every_s=args.watch_every)
+    except StreamError as e:
+        raise CliError(f"--watch: {e}") from e
+    session.on_alert(alerts.append)
+    session.on_alert(_print_alert)
+    return alerts
+
+
 def run_stream(args: argparse.Namespace) -> int:
-    """Play ``args.video`` through a session and answer the questions; returns the exit status."""
+    """Play ``args.video`` through a session and answer the questions; returns the exit status.
+
+    Ctrl-C stops the stream: the answers given so far are written to ``--json-out`` (with
+    ``"interrupted": true``) and the exit status is 130."""
     model_path = _check_stream_args(args)
     questions = _stream_questions(args)
     end = args.end if args.end is not None else (questions[-1].time if questions and not args.watch else None)
@@ -154,20 +226,23 @@ def run_stream(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (OSError, ValueError) as e:
         raise CliError(f"--model {model_path}: {e}") from e
-    alerts: list[Any] = []
+    answers: list[Any] = []
+
+    def on_answer(answer: Any) -> None:
+        answers.append(answer)
+        _print_answer(answer)
+
+    interrupted = False
+    alerts = _register_watches(session, args)
     try:
-        for question in args.watch:
-            session.watch(question, threshold=args.threshold, cooldown_s=args.cooldown, every_s=args.watch_every)
-    except StreamError as e:
-        raise CliError(f"--watch: {e}") from e
-    session.on_alert(alerts.append)
-    session.on_alert(_print_alert)
-    try:
-        answers = session.play(
+        session.play(
             args.video, questions, fps=args.fps, start=args.start, end=end, backend=args.backend,
-            progress=not args.no_progress, on_answer=_print_answer,
+            progress=not args.no_progress, on_answer=on_answer,
         )  # fmt: skip
-    except (VideoError, StreamError) as e:
+    except KeyboardInterrupt:
+        interrupted = True
+        say(f"\ninterrupted: {len(answers)} of {len(questions)} question(s) answered", err=True)
+    except (VideoError, ValueError) as e:  # StreamError, a prompt too long for the context …
         raise CliError(str(e)) from e
     stats = session.stats()
     say(format_stats(stats))
@@ -175,18 +250,31 @@ def run_stream(args: argparse.Namespace) -> int:
         payload = {"video": str(args.video), "model": str(model_path), "mode": args.mode, "fps": args.fps,
                    "answers": [a.to_dict() for a in answers], "alerts": [a.to_dict() for a in alerts],
                    "stats": stats}  # fmt: skip
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    return 0
+        if interrupted:
+            payload["interrupted"] = True
+        _write_json(args.json_out, payload)
+    return INTERRUPTED if interrupted else 0
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Dispatcher
 # ----------------------------------------------------------------------------------------------------------
 
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from streamforest.serve.command import add_serve_arguments
+
+    add_serve_arguments(parser)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from streamforest.serve.command import run_serve
+
+    return run_serve(args)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "stream": ("play a video through an online session and answer timed questions", _add_stream_arguments, run_stream),
+    "serve": ("serve live streams over HTTP/WebSocket with a web page", _add_serve_arguments, _run_serve),
 }
 """Subcommand name → (help, add_arguments(parser), run(args) -> exit status)."""
 
@@ -219,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         say(f"streamforest {args.command}: error: {e}", err=True)
         return 2
+    except KeyboardInterrupt:
+        say(f"\nstreamforest {args.command}: interrupted", err=True)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from streamforest.constants import IMAGE_TOKEN_INDEX
+from streamforest.inputs import PromptTooLongError, check_fits, check_question, check_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,13 @@ __all__ = [
     "EVAL_SETTINGS",
     "WRAPPER_DEFAULTS",
     "Clip",
+    "PromptTooLongError",
     "EvalSettings",
     "Generation",
     "Prompt",
+    "check_fits",
+    "check_question",
+    "check_seconds",
     "clip_length",
     "clip_time_message",
     "frames_at",
@@ -83,6 +88,31 @@ uses when ``--model_args`` leaves ``max_frames_num`` / ``time_msg`` out. The rel
 # ----------------------------------------------------------------------------------------------------------
 # Frames
 # ----------------------------------------------------------------------------------------------------------
+
+
+def _frame_stack(video: Any) -> np.ndarray | None:
+    """Frames given in memory (numpy array, torch tensor, list of ``[H,W,3]`` arrays / tensors / PIL images)
+    as one ``[T,H,W,3]`` array; None for a path."""
+    if isinstance(video, (Tensor, np.ndarray)):
+        return video.detach().cpu().numpy() if isinstance(video, Tensor) else video
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("the list of frames is empty")
+        from PIL import Image
+
+        frames = [np.asarray(f.convert("RGB")) if isinstance(f, Image.Image) else
+                  f.detach().cpu().numpy() if isinstance(f, Tensor) else np.asarray(f) for f in video]  # fmt: skip
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"the frames differ in shape ({sorted(shapes)[:3]}); give frames of one size")
+        return np.stack(frames)
+    if isinstance(video, (str, Path)) or hasattr(video, "__fspath__"):
+        return None
+    raise TypeError(
+        f"video must be a file or frame-folder path, or frames uint8 [T,H,W,3] (numpy array, torch tensor, or a "
+        f"list of [H,W,3] arrays / PIL images), got {type(video).__name__}"
+    )
+
 
 
 @dataclass(frozen=True)
@@ -183,7 +213,7 @@ def _array_clip(
 
 
 def frames_at(
-    video: str | Path | np.ndarray,
+    video: str | Path | np.ndarray | Tensor | Sequence[Any],
     at: float | None = None,
     start: float = 0.0,
     *,
@@ -195,25 +225,30 @@ def frames_at(
     """The frames the evaluation samples to answer at time ``at`` (s) over ``[start, at]``.
 
     Args:
-        video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (then ``fps`` or ``timestamps``).
+        video: a video file, a frame folder, or frames ``[T,H,W,3]`` uint8 (numpy array, torch tensor or a list
+            of ``[H,W,3]`` arrays / PIL images; then ``fps`` or ``timestamps``).
         at: question time; None = the end of the video.
         start: clip start (the reference evaluates ``[0, at]``).
         fps: frame rate of a frame folder or array; timestamps: per-frame times of an array instead.
         max_frames: frame cap; local_num_frames: frames per clip (:func:`clip_length`).
 
     Raises:
-        FileNotFoundError: a missing path. ValueError: ``at`` not after ``start``, beyond the video, bad arrays.
+        FileNotFoundError: a missing path. TypeError: an unsupported ``video``. ValueError: ``at`` / ``start`` not
+            finite numbers, ``at`` not after ``start`` or beyond the video, bad arrays.
     """
     from streamforest.video import END_MARGIN_S
 
+    at = check_seconds(at, "at")
+    start = check_seconds(start, "start", allow_none=False)
     if at is not None and at <= start:
         raise ValueError(f"at={at} must be after start={start} (the clip [start, at] would be empty)")
     if start < 0:
         raise ValueError(f"start must be >= 0, got {start}")
     sampler = {"min_num_frames": EVAL_SETTINGS.min_frames, "max_num_frames": max_frames,
                "local_num_frames": local_num_frames}  # fmt: skip
-    if isinstance(video, np.ndarray):
-        got = _array_clip(video, at, start, fps, timestamps, sampler)
+    stack = _frame_stack(video)
+    if stack is not None:
+        got = _array_clip(stack, at, start, fps, timestamps, sampler)
     else:
         src = Path(video)
         if not src.exists():
@@ -335,6 +370,7 @@ def make_prompt(
     """
     from streamforest.prompts import build_inference_prompt, tokenizer_image_token
 
+    check_question(question)
     text = build_inference_prompt(question, time_msg or None, template=template, history=history)
     ids = tokenizer_image_token(text, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt").unsqueeze(0)
     return Prompt(ids.to(device) if device is not None else ids, visual, visual_parts)
@@ -362,6 +398,8 @@ def generation_kwargs(overrides: Mapping[str, Any] | None = None) -> dict[str, A
 
     cfg = {**EVAL_GENERATION_DEFAULTS, **{k: v for k, v in (overrides or {}).items() if k != "until"}}
     sampling = bool(cfg["do_sample"]) and float(cfg["temperature"] or 0) > 0
+    if isinstance(cfg["max_new_tokens"], bool) or int(cfg["max_new_tokens"]) < 1:  # 0: transformers' own default
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {cfg['max_new_tokens']!r}")
     out = {"max_new_tokens": int(cfg["max_new_tokens"]), "do_sample": sampling, "num_beams": int(cfg["num_beams"]),
            "use_cache": True}  # fmt: skip
     if sampling:
@@ -383,6 +421,8 @@ def generate(
 
     ids = prompt.input_ids
     stop = stop_string(template)
+    settings = generation_kwargs(overrides)
+    check_fits(model, prompt, settings["max_new_tokens"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     extra: dict[str, Any] = {"past_key_values": past_key_values} if past_key_values is not None else {}
     if output_logits:
@@ -395,7 +435,7 @@ def generate(
             attention_mask=torch.ones_like(ids),
             pad_token_id=pad,
             stopping_criteria=[KeywordsStoppingCriteria([stop], tokenizer, ids)] if stop else [],
-            **generation_kwargs(overrides),
+            **settings,
             **extra,
         )
     logits = tuple(out.logits) if output_logits else None
@@ -408,6 +448,7 @@ def option_scores(model: Any, tokenizer: Any, prompt: Prompt, letters: str = "AB
     letter_ids = [tokenizer.convert_tokens_to_ids(letter) for letter in letters]
     if any(i is None or i == tokenizer.unk_token_id for i in letter_ids):
         raise ValueError(f"the tokenizer has no single token for every letter of {letters!r}")
+    check_fits(model, prompt)
     with torch.inference_mode():
         out = model(input_ids=prompt.input_ids, visual_features=[prompt.visual], modalities=["video"])
     logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)

@@ -125,3 +125,77 @@ def test_python_dash_m_help() -> None:
     assert done.returncode == 0 and "--json-out" in done.stdout and "--mode" in done.stdout
     done = subprocess.run([sys.executable, "-m", "streamforest"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "stream" in done.stdout
+
+
+# ------------------------------------------------------------------------------------------ issue 16
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--fps", "inf"], "--fps must be a finite number"),  # was a ZeroDivisionError
+        (["--end", "nan"], "--end must be a finite number"),
+        (["--device", "banana"], "--device 'banana' is not a torch device"),  # was a traceback
+        (["--ask", "2: what\udcff?"], "a lone surrogate"),  # non-UTF-8 argv bytes: was a tokenizers TypeError
+    ],
+)
+def test_stream_refuses_bad_numbers_and_devices(tiny_checkpoint: Path, video: Path, capsys: pytest.CaptureFixture,
+                                                extra: list[str], fragment: str) -> None:
+    assert main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "1: q", "--no-progress", *extra]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_stream_refuses_cuda_without_cuda(tiny_checkpoint: Path, video: Path, capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without CUDA
+    assert main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "1: q", "--device", "cuda"]) == 2
+    assert "--device cuda: CUDA is not available on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [(["--backend", "ffmpeg"], "--backend: invalid choice: 'ffmpeg'"),
+                                                 (["--time-msg", "bogus"], "--time-msg: invalid choice: 'bogus'")])
+def test_stream_refuses_unknown_backend_and_time_message(tiny_checkpoint: Path, video: Path,
+                                                         capsys: pytest.CaptureFixture, extra: list[str],
+                                                         fragment: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "1: q", "--no-progress", *extra])
+    assert exit_.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_stream_checks_json_out_before_the_run(tiny_checkpoint: Path, video: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    rc = main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "1: q", "--no-progress",
+               "--json-out", str(blocker / "answers.json")])  # fmt: skip
+    out = capsys.readouterr()
+    assert rc == 2 and "--json-out" in out.err and "cannot write there" in out.err
+    assert "Q:" not in out.out  # refused before any question was answered
+    assert main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "1: q", "--json-out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_stream_ctrl_c_writes_the_answers_so_far(tiny_checkpoint: Path, video: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the stream: no traceback, the answers given so far in --json-out, exit status 130."""
+    from streamforest.streaming import StreamingSession
+
+    push = StreamingSession.push
+
+    def push_until_ctrl_c(self, frame, timestamp):
+        if timestamp > 4.0:
+            raise KeyboardInterrupt
+        return push(self, frame, timestamp)
+
+    monkeypatch.setattr(StreamingSession, "push", push_until_ctrl_c)
+    out = tmp_path / "partial.json"
+    try:
+        rc = main(["stream", str(video), "--model", str(tiny_checkpoint), "--ask", "2.5: first?", "--ask", "6: second?",
+                   "--max-new-tokens", "3", "--json-out", str(out), "--no-progress"])  # fmt: skip
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped from main() (a traceback for the user)")
+    assert rc == 130
+    printed = capsys.readouterr()
+    assert "interrupted: 1 of 2 question(s) answered" in printed.err and "Traceback" not in printed.err
+    payload = json.loads(out.read_text())
+    assert payload["interrupted"] is True and [a["question"] for a in payload["answers"]] == ["first?"]

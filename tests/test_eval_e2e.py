@@ -81,8 +81,15 @@ def eval_env(anno: Path, videos: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_lmms_eval_cli_with_tiny_checkpoint(tiny_checkpoint: Path, odv_data: tuple[Path, Path], tmp_path: Path) -> None:
-    anno, videos = odv_data
+    _, videos = odv_data
     task = "odvbench_targeting_single_static_objects_v4"
+    # a corrupt video among the good ones: answered '' and counted, and the summary must reach the console
+    (videos / "ODVBench" / "drive" / "broken.mp4").write_bytes(b"not a video at all")
+    docs = json.loads((odv_data[0] / "ODVBench" / f"{ODV_CONFIGS[0]}.json").read_text())
+    docs.append({**docs[0], "video": "drive/broken.mp4"})
+    anno = tmp_path / "anno"
+    (anno / "ODVBench").mkdir(parents=True)
+    (anno / "ODVBench" / f"{ODV_CONFIGS[0]}.json").write_text(json.dumps(docs))
     cmd = [
         sys.executable, "-m", "lmms_eval",
         "--model", "streamforest",
@@ -98,9 +105,12 @@ def test_lmms_eval_cli_with_tiny_checkpoint(tiny_checkpoint: Path, odv_data: tup
     row = data["results"][task]
     assert 0.0 <= row["odvbench_accuracy,none"] <= 100.0
     assert 0.0 <= row["odvbench_accuracy_strict,none"] <= row["odvbench_accuracy,none"] + 1e-9
-    assert data["n-samples"][task]["effective"] == 2
+    assert data["n-samples"][task]["effective"] == 3
     samples = [json.loads(line) for f in (tmp_path / "out").rglob(f"*_samples_{task}.jsonl") for line in f.open()]
-    assert len(samples) == 2
+    assert len(samples) == 3
+    summary = [line for line in proc.stderr.splitlines() if f"task {task}: 1 of 3 sample(s) failed" in line]
+    assert len(summary) == 1 and "broken.mp4" in summary[0], log  # issue 16: was invisible under lmms-eval
+    assert row["odvbench_accuracy_strict,none"] <= 100.0 * 2 / 3 + 1e-9  # the failed sample counts wrong
     record = samples[0]["odvbench_accuracy"]
     assert set(record) >= {"score", "empty", "pred", "gt", "categories"}
     assert record["gt"] in ("A", "B")
@@ -231,6 +241,46 @@ def test_adapter_failed_sample_is_empty_and_run_goes_on(adapter, tmp_path: Path,
         assert lmm.generate_until(requests) == ["", "B"]
     assert lmm.failed_samples == 1 and "broken.mp4" in caplog.text
     assert model.calls[0][1]["max_new_tokens"] == 1024  # wrapper default without task generation kwargs
+
+
+def test_adapter_failure_summary_reaches_the_console(adapter, tmp_path: Path, capfd, monkeypatch) -> None:
+    """Issue 16: under lmms-eval (loguru; `logging` unconfigured) the adapter's warnings were invisible. The
+    adapter shows the streamforest.eval logs and ends each task with a summary: failed count and first paths."""
+    import logging
+
+    from streamforest.eval.adapter import StreamForestLMM
+
+    root, eval_log = logging.getLogger(), logging.getLogger("streamforest.eval")
+    monkeypatch.setattr(root, "handlers", [])  # as under lmms-eval: no handler on the root logger
+    monkeypatch.setattr(eval_log, "handlers", [])
+    monkeypatch.setattr(eval_log, "level", logging.NOTSET)
+    lmm, _, _ = adapter
+    lmm = StreamForestLMM(pretrained=str(tmp_path / "ckpt"), max_frames_num=16, device="cpu")  # shows the logs
+    good = tmp_path / "good.mp4"
+    write_video(good, seconds=2)
+    lmm.task_dict = {"t1": {"test": [{}] * 4}, "t2": {"test": [{}]}}
+    visuals = [[str(tmp_path / f"broken{k}.mp4")] for k in range(3)] + [[str(good)], [str(good)]]
+    for k in range(3):
+        (tmp_path / f"broken{k}.mp4").write_bytes(b"not a video")
+    requests = [_request("generate_until", ("Q?", {}, lambda doc, v=v: v, i % 4, "t1" if i < 4 else "t2", "test"))
+                for i, v in enumerate(visuals)]  # fmt: skip
+    capfd.readouterr()
+    assert lmm.generate_until(requests) == ["", "", "", "B", "B"]
+    err = capfd.readouterr().err
+    summary = [line for line in err.splitlines() if "task t1:" in line]
+    assert len(summary) == 1 and "3 of 4 sample(s) failed" in summary[0], err
+    assert all(f"broken{k}.mp4" in summary[0] for k in range(3))
+    assert "task t2" not in err  # no failures, no summary
+
+
+def test_adapter_names_a_bad_integer_model_arg(adapter) -> None:
+    """Issue 16: max_frames_num=abc gave "invalid literal for int()" without naming the argument."""
+    from streamforest.eval.adapter import StreamForestLMM
+
+    with pytest.raises(ValueError, match="max_frames_num='abc' is not an integer"):
+        StreamForestLMM(pretrained="x", max_frames_num="abc")
+    with pytest.raises(ValueError, match="mm_local_num_frames='0' must be >= 1"):
+        StreamForestLMM(pretrained="x", mm_local_num_frames="0")
 
 
 def test_adapter_multi_round_reuses_visual_tokens(adapter, tmp_path: Path) -> None:

@@ -311,13 +311,39 @@ def test_malformed_annotations(roots: tuple[Path, Path]) -> None:
     (anno / "MVBench").mkdir(parents=True)
     (anno / "MVBench" / "action_count.json").write_text("{not json")
     write_json(anno / "MVBench" / "state_change.json",
-               [{"video": "a", "question": "q", "candidates": ["x"], "answer": "x", "start": 1},
-                {"video": "b", "question": "q", "candidates": ["x"], "answer": "x", "start": "late"}])
+               [{"video": "a", "question": "q", "candidates": ["x"], "answer": "x", "question_type": 1},
+                {"video": "b", "question": "q", "candidates": ["x"], "answer": "x", "question_type": "late"}])
+    write_json(anno / "MVBench" / "object_shuffle.json",
+               [{"video": "b", "question": "q", "candidates": ["x"], "answer": "x", "start": "late", "end": 4}])
     utils = load_utils("sf_mvbench")
     with pytest.raises(media.AnnotationError, match="action_count.json: not valid JSON"):
         utils.process_docs_action_count(None)
-    with pytest.raises(media.AnnotationError, match="field 'start' mixes value types"):
+    with pytest.raises(media.AnnotationError, match="field 'question_type' mixes value types"):
         utils.process_docs_state_change(None)
+    with pytest.raises(media.AnnotationError, match=r"object_shuffle.json: doc 0: field 'start' = 'late' is not a number"):
+        utils.process_docs_object_shuffle(None)
+
+
+@pytest.mark.parametrize("end", [-3, 0, 2.0])
+def test_empty_or_negative_clip_is_rejected_with_the_doc_index(roots: tuple[Path, Path], end: float) -> None:
+    """Issue 16: an annotation ``end`` of -3 or 0 (or not after ``start``) was answered '' silently."""
+    anno, _ = roots
+    good = {"video": "a.mp4", "question": "q", "candidates": ["x", "y"], "answer": "x", "task": "t", "subtask": "s"}
+    write_json(anno / "ODVBench" / "targeting_single_static_objects_v4.json", [good, {**good, "start": 2.0, "end": end}])
+    utils = load_utils("odvbench")
+    with pytest.raises(media.AnnotationError, match=r"objects_v4.json: doc 1: clip start=2.0, end=.* empty or negative"):
+        utils.process_docs_targeting_single_static_objects_v4(None)
+
+
+def test_answer_outside_the_candidates_is_rejected(roots: tuple[Path, Path]) -> None:
+    """Issue 16: an ``answer`` not among the ``candidates`` was scored wrong silently."""
+    anno, _ = roots
+    docs = [{"video": "a", "question": "q", "candidates": ["red", "blue"], "answer": "red"},
+            {"video": "b", "question": "q", "candidates": ["red", "blue"], "answer": "Red"}]  # fmt: skip
+    write_json(anno / "MVBench" / "action_count.json", docs)
+    utils = load_utils("sf_mvbench")
+    with pytest.raises(media.AnnotationError, match=r"action_count.json: doc 1: field 'answer' = 'Red' is not one of"):
+        utils.process_docs_action_count(None)
 
 
 def test_paths_yaml_and_benchmarks_yaml_agree() -> None:
@@ -358,7 +384,7 @@ def test_our_names_win_in_lmms_eval_index(task_manager: Any) -> None:
     for path in TASKS.rglob("*.yaml"):
         config = yaml.safe_load(path.read_text().replace("!function", ""))
         ours[config.get("task") if "task" in config and isinstance(config["task"], str) else config["group"]] = path
-    assert len(ours) == 3 + 1 + 4 + 3 + 1 + 7 + 20 + 1 + 6  # tasks + groups
+    assert len(ours) == 3 + 1 + 4 + 3 + 1 + 7 + 20 + 1 + 6 + 1  # tasks + groups (+ streamingbench_proactive)
     for name, path in ours.items():
         indexed = task_manager.task_index[name]
         assert Path(indexed["yaml_path"]).resolve() == path.resolve(), name

@@ -136,3 +136,25 @@ def test_memory_layout_matches_read(loaded: Any) -> None:
         assert sum(n for kind, _, n in layout if kind == part) == counts[part]
     frames_seen = [ident for kind, ident, _ in layout if kind != "long"]
     assert frames_seen == list(range(frames_seen[0], 30))  # short then now frames, consecutive, up to the newest
+
+
+def test_bfloat16_cached_answers_equal_one_shot(tiny_checkpoint: Path) -> None:
+    """bf16 on CPU: same greedy ids as the one-shot prefill, logits within bf16 rounding."""
+    from streamforest.model.loader import load_pretrained
+
+    loaded = load_pretrained(tiny_checkpoint, dtype="bfloat16")
+    session = session_for(loaded, mode="bounded", encode_batch_size=4)
+    frames = make_frames(30, seed=6)
+    for k in range(30):
+        session.push(frames[k], k + 0.5)
+        if k % 3 == 2:
+            with session._lock:
+                session.flush()
+                prompt, runs = session._compose("What is ahead?", [], None)
+            cached = session._prefix.generate(loaded.model, loaded.tokenizer, prompt, runs, max_new_tokens=NEW_TOKENS,
+                                              output_logits=True)  # fmt: skip
+            ref = inference.generate(loaded.model, loaded.tokenizer, prompt, max_new_tokens=NEW_TOKENS, output_logits=True)
+            assert cached.output_ids == ref.output_ids
+            for a, b in zip(cached.logits, ref.logits):
+                torch.testing.assert_close(a.float(), b.float(), atol=0.05, rtol=0)
+    assert session.stats()["prefix_cache"]["reused_tokens"] > 0

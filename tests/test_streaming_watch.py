@@ -97,8 +97,32 @@ def test_probe_equals_one_shot_probability_and_push_returns_alerts(loaded: Any) 
     assert stats["probes"] == 24 and stats["alerts"] == 1
     assert stats["per_watch"][wid]["last_probability"] == pytest.approx(expected, abs=1e-5)
     assert session.stats()["prefix_cache"]["hits"] > 0  # probes share the prefix cache
+    session.reset()  # a new stream: the watch stays registered and re-armed, its cool-down forgotten
+    assert [a.time for a in session.push(frames[0], 0.0)] == [0.0] and len(got) == 2
     session.unwatch(wid)
-    assert session.push(frames[0], 30.5) == [] and session.stats()["pending_frames"] == 1  # batching resumes
+    assert session.push(frames[1], 1.0) == [] and session.stats()["pending_frames"] == 1  # batching resumes
+
+
+def test_verbatim_watch_probes_the_question_as_written(loaded: Any) -> None:
+    """``verbatim=True`` (a benchmark's own probe text): the prompt is the question itself, and
+    ``watch_probability`` reads the last probe without building the stats report."""
+    session = session_for(loaded, mode="bounded")
+    probe = "Is the light green now? Answer with yes or no."
+    plain, verbatim = session.watch(probe, threshold=1.0), session.watch(probe, threshold=1.0, verbatim=True)
+    assert session.watch_probability(verbatim) is None  # no probe yet
+    frames = frames_of(6, seed=3)
+    for k in range(6):
+        session.push(frames[k], k + 0.5)
+    prompt = session.build_prompt(probe)
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=prompt.input_ids, visual_features=[prompt.visual], modalities=["video"]).logits[0, -1]
+    tok = loaded.tokenizer
+    expected = answer_probability(logits, single_token_ids(tok, YES_FORMS), single_token_ids(tok, NO_FORMS))
+    assert session.watch_probability(verbatim) == pytest.approx(expected, abs=1e-5)
+    assert session.watch_probability(plain) != pytest.approx(expected, abs=1e-5)  # "\nAnswer yes or no." appended
+    assert session.watch_probability(verbatim) == session.stats()["watch"]["per_watch"][verbatim]["last_probability"]
+    with pytest.raises(StreamError, match="no standing question"):
+        session.watch_probability("w99")
 
 
 def test_every_s_option_watch_and_several_watches(loaded: Any) -> None:

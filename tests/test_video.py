@@ -317,3 +317,48 @@ def test_sampling_spec_eval_preset_is_load_video_default(media):
     assert a.indices == b.indices == [23, 31, 39, 47, 55]
     with pytest.raises(dataclasses.FrozenInstanceError):
         EVAL_SAMPLING.min_num_frames = 1  # type: ignore[misc]
+
+
+def _write_plain_video(path, num_frames: int, width: int, fps: int = 10, height: int = 32):
+    """``num_frames`` flat grey frames (frame k has value 8·k) of ``width × height`` px, written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for k in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 8 * k, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("fps", [1, 10])
+def test_one_frame_video_says_it_is_too_short(tmp_path, fps):
+    """Issue 16: a 1-frame video asked about with a clip said "no whole frame… make clip.end later"."""
+    from streamforest.inference import frames_at
+
+    one = _write_plain_video(tmp_path / "one.mp4", 1, 32, fps=fps)
+    with pytest.raises(VideoError, match=r"one.mp4: the video is too short for a clip: 1 frame\(s\)"):
+        load_video(one, num_frames=8, clip=(0.0, 1.0))
+    with pytest.raises(VideoError, match="too short"):
+        frames_at(one, at=0.5)
+    assert load_video(one, num_frames=8).frames.shape[0] >= 1  # without a clip it is read
+
+
+@pytest.mark.parametrize("width", [16, 24])
+def test_narrow_video_falls_back_to_pyav(tmp_path, width, caplog):
+    """Issue 16: decord misreads videos <= 24 px wide (frame 0 with 6 or 4 "channels"); PyAV reads them."""
+    pytest.importorskip("decord")
+    narrow = _write_plain_video(tmp_path / "narrow.mp4", 30, width)
+    with caplog.at_level("WARNING"):
+        clip = load_video(narrow, num_frames=4, clip=(0.0, 2.0))
+    assert clip.frames.shape == (4, 32, width, 3)
+    pyav = load_video(narrow, num_frames=4, clip=(0.0, 2.0), backend="pyav")
+    assert clip.indices == pyav.indices and np.array_equal(clip.frames, pyav.frames)
+    assert np.all(np.diff([f.mean() for f in clip.frames]) > 0)  # distinct, increasing frames (value 8·k)
+    assert "reading it with PyAV instead" in caplog.text
+    with pytest.raises(VideoError, match="decord misreads this video"):
+        load_video(narrow, num_frames=4, backend="decord")  # the explicit decord backend stays strict

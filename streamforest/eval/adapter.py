@@ -7,8 +7,17 @@ clip — the online question time is the clip end; ``<image>`` + time message + 
 template. Defaults without ``--model_args`` are the reference wrapper's
 (:data:`~streamforest.inference.WRAPPER_DEFAULTS`: 32 frames, ``short_online``); the released scripts pass
 :data:`~streamforest.inference.EVAL_SETTINGS` (2048, ``short_online_v2``). Batch size 1; data
-parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded is answered
-with ``""`` and a warning, so the strict metric counts it wrong and the run goes on.
+parallel under ``accelerate`` (one model copy per rank). A sample whose video cannot be decoded (or whose prompt
+does not fit the model's context) is answered with ``""`` and a warning, so the strict metric counts it wrong and
+the run goes on; each task ends with a summary line (failed samples, the first paths) on the console — the
+adapter shows the ``streamforest.eval`` logs (:func:`streamforest.eval.media.show_eval_logs`), which lmms-eval
+(loguru) would leave invisible.
+
+Opt-in ``online_replay=true`` answers the questions of one video from one streaming-session pass
+(:mod:`streamforest.eval.replay`). Requests whose ``generation_kwargs`` carry ``sf_protocol: proactive``
+(task ``streamingbench_proactive``) run StreamingBench's proactive protocol (:mod:`streamforest.eval.proactive`):
+``proactive_pass=session`` (default, one pass) or ``clips`` (the reference's clip per poll); the returned text is
+the JSON of the polls and the answer.
 
 Imported only by lmms-eval (through the ``lmms_eval.models`` entry point), hence the module-level import.
 """
@@ -24,6 +33,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from streamforest import inference
+from streamforest.eval.media import show_eval_logs
 from streamforest.video import backend_for
 
 logger = logging.getLogger(__name__)
@@ -33,8 +43,31 @@ _REFERENCE_ONLY_ARGS = {"truncation", "device_map", "truncate_context", "customi
                         "video_decode_backend", "max_batch_size", "use_cache"}  # fmt: skip
 
 
-def _as_int_or_none(value: Any) -> int | None:
-    return None if value in (None, "", "None", "none") else int(value)
+SUMMARY_PATHS = 5
+"""Paths named in a task's failed-sample summary."""
+
+
+def _as_int_or_none(value: Any, name: str) -> int | None:
+    """A ``--model_args`` integer (None for empty / ``None``); anything else is an error naming ``name``."""
+    if value in (None, "", "None", "none"):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"streamforest: model_args {name}={value!r} is not an integer (e.g. {name}=64)") from None
+    if number < 1:
+        raise ValueError(f"streamforest: model_args {name}={value!r} must be >= 1")
+    return number
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"streamforest: model_args {name}={value!r} must be true or false")
+    return text in ("true", "1", "yes")
+
+
+PROACTIVE_PASSES = ("session", "clips")
 
 
 class StreamForestLMM(lmms):
@@ -56,6 +89,8 @@ class StreamForestLMM(lmms):
         attn_implementation: str | None = None,
         batch_size: int | str = 1,
         model_name: str | None = None,
+        online_replay: bool | str = False,
+        proactive_pass: str = "session",
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -66,6 +101,10 @@ class StreamForestLMM(lmms):
             raise ValueError(f"streamforest: batch_size must be 1 (got {batch_size}); use data parallelism")
         if conv_template != "qwen_2":
             raise ValueError(f"streamforest: conv_template={conv_template!r} is not supported; use qwen_2")
+        show_eval_logs()  # lmms-eval configures no `logging`: make our warnings and the summaries visible
+        if proactive_pass not in PROACTIVE_PASSES:
+            raise ValueError(f"streamforest: proactive_pass={proactive_pass!r} must be one of {PROACTIVE_PASSES}")
+        self.online_replay, self.proactive_pass = _as_bool("online_replay", online_replay), proactive_pass
         from accelerate import Accelerator
 
         from streamforest.model.loader import load_pretrained
@@ -80,7 +119,8 @@ class StreamForestLMM(lmms):
         self._device = torch.device(device or "cpu")
         self._dtype = dtype or ("bfloat16" if self._device.type == "cuda" else "float32")
         overrides = {"mm_projector_type": mm_projector_type, "vision_encode_type": vision_encode_type}
-        overrides["mm_local_num_frames"] = _as_int_or_none(mm_local_num_frames)
+        overrides["mm_local_num_frames"] = _as_int_or_none(mm_local_num_frames, "mm_local_num_frames")
+        frames = _as_int_or_none(max_frames_num, "max_frames_num")
         loaded = load_pretrained(
             pretrained,
             dtype=self._dtype,
@@ -94,10 +134,12 @@ class StreamForestLMM(lmms):
             loaded.image_processor,
         )
         self.model_name = model_name or str(pretrained).rstrip("/").split("/")[-1]
-        self.max_frames_num = int(max_frames_num)
+        self.max_frames_num = frames if frames is not None else inference.WRAPPER_DEFAULTS.max_frames
         self.time_msg = None if time_msg in (None, "", "None", "none") else str(time_msg)
         self.conv_template = conv_template
         self.failed_samples = 0
+        self._failures: dict[str, list[str]] = {}  # task → "path: reason" of this call's failed samples
+        self._answered: dict[str, int] = {}  # task → answers given in this call
         self._cache: tuple[Any, Any, str] | None = None  # (visual key, projected features, time message)
         logger.info("streamforest: %s on %s (%s), rank %d/%d", self.model_name, self._device, self._dtype,
                     self._rank, self._world_size)  # fmt: skip
@@ -149,34 +191,111 @@ class StreamForestLMM(lmms):
                                        device=self._device)  # <image> kept if given  # fmt: skip
         return inference.generate(self.model, self.tokenizer, prompt, template=self.conv_template, **gen_kwargs).text
 
-    def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any]) -> str:
-        """Encode + generate; a video that fails to decode gives ``""`` (logged, counted)."""
+    def _answer(self, doc_to_visual: Any, doc: Any, context: str, gen_kwargs: dict[str, Any], task: str = "") -> str:
+        """Encode + generate; a video that fails to decode or a prompt too long for the context gives ``""``
+        (logged, counted, named in the task's summary)."""
         from streamforest.video import VideoError
 
         visual = doc_to_visual(doc)
+        self._answered[task] = self._answered.get(task, 0) + 1
         try:
             features, message = self._encode_visual(visual)
+            return self._generate(context, features, message, gen_kwargs)
+        except (VideoError, inference.PromptTooLongError) as err:
+            self.failed_samples += 1
+            self._failures.setdefault(task, []).append(f"{visual[0]}: {err}")
+            logger.warning("streamforest: sample failed (%s), answered with an empty string: %s", visual[0], err)
+            return ""
+
+    def _summarize(self) -> None:
+        """One line per task with failed samples: how many, of how many, and the first paths."""
+        for task, failures in self._failures.items():
+            shown = "; ".join(failures[:SUMMARY_PATHS]) + (" …" if len(failures) > SUMMARY_PATHS else "")
+            logger.warning(
+                "streamforest: task %s: %d of %d sample(s) failed and were answered '' (the strict metric counts "
+                "them wrong, the reference metric leaves them out): %s", task, len(failures), self._answered.get(task, 0),
+                shown,
+            )  # fmt: skip
+        self._failures, self._answered = {}, {}
+
+    # ------------------------------------------------------------------ one pass per video / proactive
+    def _session(self, start: float) -> Any:
+        """A fresh ``exact`` streaming session on the loaded model whose stream starts at ``start`` s."""
+        from streamforest.streaming import StreamingSession
+
+        return StreamingSession(self.model, self.tokenizer, self.image_processor, mode="exact", time_msg=self.time_msg,
+                                template=self.conv_template, start_time=start)  # fmt: skip
+
+    def _proactive(self, doc_to_visual: Any, doc: Any, gen_kwargs: dict[str, Any]) -> str:
+        """StreamingBench's proactive protocol for one doc; the ``ProactiveResult`` JSON (empty on a bad video)."""
+        from streamforest.eval import proactive
+        from streamforest.video import VideoError
+
+        visual = doc_to_visual(doc)
+        backend = backend_for(str((visual[1] if len(visual) > 1 else {}).get("video_read_type", "decord")))
+        tokens = inference.generation_kwargs(gen_kwargs)["max_new_tokens"]
+        try:
+            if self.proactive_pass == "session":
+                result = proactive.run_session(self._session, visual[0], doc, backend=backend, max_new_tokens=tokens)
+            else:
+                result = proactive.run_clips(self.model, self.tokenizer, self.image_processor, visual[0], doc,
+                                             max_frames=self.max_frames_num, time_msg=self.time_msg,
+                                             template=self.conv_template, backend=backend, max_new_tokens=tokens)  # fmt: skip
         except VideoError as err:
             self.failed_samples += 1
-            logger.warning(
-                "streamforest: sample failed (%s), answered with an empty string: %s", visual[0], err
-            )
-            return ""
-        return self._generate(context, features, message, gen_kwargs)
+            logger.warning("streamforest: proactive sample failed (%s), no answer: %s", visual[0], err)
+            result = proactive.ProactiveResult()
+        return result.to_json()
+
+    def _replay(self, pending: dict[int, tuple[Any, Any, str, dict[str, Any]]]) -> dict[int, str]:
+        """``online_replay``: answers of the pending requests (index → doc_to_visual, doc, context, gen_kwargs),
+        one session pass per video (:mod:`streamforest.eval.replay`)."""
+        from streamforest.eval.replay import ReplayItem, group_items, replay_group
+        from streamforest.video import VideoError
+
+        items = []
+        for i, (doc_to_visual, doc, context, kwargs) in pending.items():
+            visual = doc_to_visual(doc)
+            media = dict(visual[1]) if len(visual) > 1 else {"video_read_type": "decord"}
+            tokens = inference.generation_kwargs(kwargs)["max_new_tokens"]
+            items.append(ReplayItem(i, str(visual[0]), media, context, tokens))
+        groups, single = group_items(items)
+        out = {it.index: self._answer(pending[it.index][0], pending[it.index][1], it.question, pending[it.index][3])
+               for it in single}  # fmt: skip
+        for group in tqdm(groups, disable=self.rank != 0, desc="StreamForest replaying videos"):
+            backend = backend_for(str(group[0].media.get("video_read_type", "decord")))
+            try:
+                out.update(replay_group(self._session, group, backend=backend, max_frames=self.max_frames_num))
+            except VideoError as err:
+                self.failed_samples += len(group)
+                logger.warning("streamforest: video failed (%s), %d answers empty: %s", group[0].path, len(group), err)
+                out.update({it.index: "" for it in group})
+        return out
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split)."""
-        answers: list[str] = []
-        for request in tqdm(requests, disable=self.rank != 0, desc="StreamForest answering"):
+        """Answer each request (context, gen_kwargs, doc_to_visual, doc_id, task, split); with ``online_replay``
+        the requests of a video are answered from one pass and returned in the original order."""
+        answers: dict[int, str] = {}
+        pending: dict[int, tuple[Any, Any, str, dict[str, Any]]] = {}
+        for i, request in enumerate(tqdm(requests, disable=self.rank != 0, desc="StreamForest answering")):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             doc = self.task_dict[task][split][doc_id]
-            answers.append(self._answer(doc_to_visual, doc, context, dict(gen_kwargs or {})))
-            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answers[-1])
-        if self.failed_samples:
-            logger.warning(
-                "streamforest: %d sample(s) failed to decode so far (answered '')", self.failed_samples
-            )
-        return answers
+            kwargs = dict(gen_kwargs or {})
+            protocol = kwargs.pop("sf_protocol", None)
+            if protocol not in (None, "proactive"):
+                raise ValueError(f"task {task}: generation_kwargs sf_protocol={protocol!r} is not 'proactive'")
+            if protocol == "proactive":
+                answers[i] = self._proactive(doc_to_visual, doc, kwargs)
+            elif self.online_replay:
+                pending[i] = (doc_to_visual, doc, context, kwargs)
+            else:
+                answers[i] = self._answer(doc_to_visual, doc, context, kwargs, task)
+        answers.update(self._replay(pending) if pending else {})
+        ordered = [answers[i] for i in range(len(requests))]
+        for request, answer in zip(requests, ordered):
+            self.cache_hook.add_partial("generate_until", (request.args[0], request.args[1]), answer)
+        self._summarize()
+        return ordered
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[list[str]]:
         """Multi-turn over one video: ``doc_to_text(doc, previous_output, round_idx, previous_round_info)``
@@ -196,7 +315,8 @@ class StreamForestLMM(lmms):
                         break
                     if visuals is not None:
                         visual_fn = lambda _doc, v=visuals: v  # noqa: E731 - this round's visual
-                outputs.append(self._answer(visual_fn, doc, context, dict(gen_kwargs or {})))
+                outputs.append(self._answer(visual_fn, doc, context, dict(gen_kwargs or {}), task))
                 round_idx += 1
             results.append(outputs)
+        self._summarize()
         return results

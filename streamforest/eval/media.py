@@ -214,6 +214,40 @@ def check_docs(docs: Sequence[Any], required: Sequence[str], source: str, bench:
                 f"{source}: doc {i} lacks field(s) {missing} required by {bench}; fix the annotation "
                 f"(docs need {list(required)})"
             )
+        _check_clip(doc, f"{source}: doc {i}")
+        _check_answer(doc, f"{source}: doc {i}")
+
+
+def _check_clip(doc: Mapping[str, Any], where: str) -> None:
+    """A doc's ``start`` / ``end`` (seconds, when present) must be numbers with ``0 <= start < end``: a clip that
+    ends at or before its start would be answered ``''`` for every model."""
+    bounds = {}
+    for field in ("start", "end"):
+        value = doc.get(field)
+        if not _present(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AnnotationError(f"{where}: field '{field}' = {value!r} is not a number of seconds")
+        bounds[field] = float(value)
+    start, end = bounds.get("start", 0.0), bounds.get("end")
+    if start < 0 or (end is not None and end <= start):
+        raise AnnotationError(
+            f"{where}: clip start={doc.get('start')!r}, end={doc.get('end')!r} s is empty or negative; fix the "
+            "annotation (0 <= start < end, in seconds)"
+        )
+
+
+def _check_answer(doc: Mapping[str, Any], where: str) -> None:
+    """A multiple-choice doc's ``answer`` must be one of its ``candidates`` (else it is scored wrong silently),
+    unless the doc names the answer's letter (``sf_answer_letter``, official release files)."""
+    candidates, answer = doc.get("candidates"), doc.get("answer")
+    if doc.get("sf_answer_letter") or not isinstance(candidates, (list, tuple)) or not isinstance(answer, str):
+        return
+    if answer not in candidates:
+        raise AnnotationError(
+            f"{where}: field 'answer' = {answer!r} is not one of its candidates {list(candidates)!r}; fix the "
+            "annotation (the answer must equal one candidate exactly)"
+        )
 
 
 def load_docs(bench: str, config: str, required: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -303,6 +303,25 @@ def streamingbench_real_docs(data: Any, source: str) -> list[dict[str, Any]]:
     return docs
 
 
+def streamingbench_proactive_docs(data: Any, source: str) -> list[dict[str, Any]]:
+    """Proactive-output docs (``questions_proactive.json``): the question, its time ``time_stamp`` (``start``), the
+    ground-truth time and output; the protocol (:mod:`streamforest.eval.proactive`) polls ``[start, now]``."""
+    docs = []
+    for where, video, question in iter_streamingbench_questions(data, source):
+        start = parse_time_stamp(question.get("time_stamp"), where)
+        truth = parse_time_stamp(question.get("ground_truth_time_stamp"), where, "ground_truth_time_stamp")
+        if truth < start:
+            raise _fail(where, "ground_truth_time_stamp", f"({truth:.0f} s) precedes time_stamp ({start:.0f} s)")
+        output = _text(question, "ground_truth_output", where)
+        docs.append({
+            "video": video["video_path"], "question": _text(question, "question", where), "answer": output,
+            "ground_truth_output": output, "start": start, "ground_truth_time": truth,
+            "time_stamp": str(question["time_stamp"]), "task": str(question.get("task_type", "Proactive Output")),
+            "sf_layout": LAYOUT_OFFICIAL,
+        })  # fmt: skip
+    return docs
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Layout detection and loading
 # ----------------------------------------------------------------------------------------------------------
@@ -331,6 +350,7 @@ RELEASES: dict[str, dict[str, OfficialFile]] = {
     },
     "streamingbench": {
         "real_time_visual_understanding": OfficialFile(STREAMINGBENCH_REAL_FILE, streamingbench_real_docs),
+        "proactive_output": OfficialFile(STREAMINGBENCH_PROACTIVE_FILE, streamingbench_proactive_docs),
     },
 }
 """Per benchmark and task config, the official file it accepts (a config may add its own file, e.g. proactive)."""

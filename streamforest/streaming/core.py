@@ -102,9 +102,7 @@ class StreamingSession:
                                        self.start_time, self.metrics, keep_all_times=self.mode == "exact")  # fmt: skip
             self._dialogue: list[tuple[str, str]] = []
             self._visual_cache: tuple[int, Tensor] | None = None
-            self._watcher.queue.clear()
-            for watch in self._watcher.watches.values():
-                watch.last_probe, watch.last_alert, watch.armed, watch.probability = None, None, True, None
+            self._watcher.restart()
             if hasattr(self, "_prefix"):
                 self._prefix.clear("reset")
             self._epoch = getattr(self, "_epoch", 0) + 1  # answers of questions begun before a reset are not recorded
@@ -162,13 +160,21 @@ class StreamingSession:
 
     # ------------------------------------------------------------------ standing questions
     def watch(self, question: str, *, threshold: float = 0.5, every_s: float | None = None, cooldown_s: float = 10.0,
-              answer: bool = False, option: str | None = None) -> str:  # fmt: skip
+              answer: bool = False, option: str | None = None, verbatim: bool = False) -> str:  # fmt: skip
         """Register a standing question; returns its id. See :mod:`streamforest.streaming.watch` for the
         prompt, the probability, the alert rule and when probes run. ``option="B"``: watch the probability
-        of that option letter of a multiple-choice question instead of "yes"."""
+        of that option letter of a multiple-choice question instead of "yes". ``verbatim``: use the question
+        as the whole user question (no "Answer yes or no." appended), e.g. a benchmark's own probe text."""
         with self._lock:
             return self._watcher.add(self.tokenizer, question, threshold=threshold, every_s=every_s,
-                                     cooldown_s=cooldown_s, answer=answer, option=option)  # fmt: skip
+                                     cooldown_s=cooldown_s, answer=answer, option=option, verbatim=verbatim)  # fmt: skip
+
+    def watch_probability(self, watch_id: str) -> float | None:
+        """The last probe's probability of a standing question (None before its first probe)."""
+        with self._lock:
+            if watch_id not in self._watcher.watches:
+                raise StreamError(f"watch_probability: no standing question with id {watch_id!r}")
+            return self._watcher.watches[watch_id].probability
 
     def unwatch(self, watch_id: str) -> None:
         """Remove a standing question (:class:`StreamError` for an unknown id)."""
@@ -222,7 +228,7 @@ class StreamingSession:
 
     def _history(self, question: str, follow_up: bool) -> list[tuple[str, str]]:
         if follow_up and self._dialogue and DEFAULT_IMAGE_TOKEN in question:
-            raise StreamError(f"a follow-up cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn")
+            raise StreamError(f"a follow-up question cannot contain {DEFAULT_IMAGE_TOKEN}: the visual tokens sit in the first turn")
         return list(self._dialogue) if follow_up else []
 
     def prompt(self, question: str, *, follow_up: bool = False, at: float | None = None) -> str:
@@ -262,8 +268,7 @@ class StreamingSession:
             follow_up: continue the current dialogue (earlier turns are part of the prompt).
             max_new_tokens: generation length (default: the session's).
 
-        Frames pushed from other threads during generation are encoded meanwhile; the answer sees the frames
-        up to the moment it was asked.
+        Frames pushed from other threads while the answer is generated wait for the next question.
         """
         with self._ask_lock:
             with self._lock:
@@ -290,7 +295,7 @@ class StreamingSession:
                             visual_tokens=timing.visual_tokens, prompt_tokens=timing.prompt_tokens)  # fmt: skip
 
     # ------------------------------------------------------------------ playback / stats
-    def play(self, source: Any, questions: Iterable[Any] = (), **kwargs: Any) -> list[StreamAnswer]:
+    def play(self, source: str | Any | Iterable[tuple[float, Any]], questions: Iterable[Any] = (), **kwargs: Any) -> list[StreamAnswer]:
         """Play a file, frame folder or ``(timestamp, frame)`` iterable through the session, answering the
         timed questions (:func:`streamforest.streaming.playback.play`, which documents the arguments)."""
         from streamforest.streaming.playback import play

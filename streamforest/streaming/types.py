@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from streamforest.inputs import check_question as check_text
+
 __all__ = [
     "MODES",
     "Question",
@@ -167,8 +169,11 @@ def validate_frames(
 
 def check_question(question: Any, at: Any, now: float | None) -> float:
     """The stream time of a question asked at ``at`` (default: ``now``, the newest frame's time)."""
-    if not isinstance(question, str) or not question.strip():
-        raise StreamError(f"question must be a non-empty string, got {question!r}")
+
+    try:
+        check_text(question)
+    except (TypeError, ValueError) as e:
+        raise StreamError(str(e)) from None
     if now is None:
         raise StreamError("no frame has been pushed yet; push at least one frame before asking")
     if at is None:
@@ -177,7 +182,9 @@ def check_question(question: Any, at: Any, now: float | None) -> float:
         when = float(at)
     except (TypeError, ValueError):
         raise StreamError(f"question time at={at!r} is not a number of seconds") from None
-    if not math.isfinite(when) or when < now:
+    if not math.isfinite(when):
+        raise StreamError(f"question time at={at!r} must be a finite number of seconds (or None for the newest frame)")
+    if when < now:
         raise StreamError(
             f"question time {at!r} s is before the newest frame ({now:.3f} s); ask before pushing later "
             "frames (the memory cannot go back in time)"
@@ -190,6 +197,7 @@ def parse_questions(items: Iterable[Any], source: str = "questions") -> list[Que
 
     Returns them sorted by time (stable). Errors name ``source``, the entry and the field.
     """
+
     out: list[Question] = []
     for i, item in enumerate(items):
         where = f"{source}[{i}]"
@@ -215,6 +223,10 @@ def parse_questions(items: Iterable[Any], source: str = "questions") -> list[Que
             raise StreamError(f"{where}: field 'time' = {when!r} must be a finite number of seconds >= 0")
         if not isinstance(text, str) or not text.strip():
             raise StreamError(f"{where}: field 'question' must be a non-empty string, got {text!r}")
+        try:
+            check_text(text, f"{where}: field 'question'")
+        except ValueError as e:
+            raise StreamError(str(e)) from None
         if not isinstance(follow, bool):
             raise StreamError(f"{where}: field 'follow_up' must be true or false, got {follow!r}")
         out.append(Question(when, text, follow))

@@ -170,8 +170,9 @@ class Watcher:
         return bool(self.watches)
 
     def add(self, tokenizer: Any, question: str, *, threshold: float, every_s: float | None, cooldown_s: float,
-            answer: bool, option: str | None) -> str:  # fmt: skip
-        """Validate and register a watch; returns its id (``"w1"``, ``"w2"``, …)."""
+            answer: bool, option: str | None, verbatim: bool = False) -> str:  # fmt: skip
+        """Validate and register a watch; returns its id (``"w1"``, ``"w2"``, …). ``verbatim``: the question
+        is the whole user question as written (no appended answer instruction), e.g. a benchmark's own probe."""
         from streamforest.prompts import watch_question
 
         if not isinstance(question, str) or not question.strip():
@@ -187,7 +188,8 @@ class Watcher:
         positive, negative = _token_sets(tokenizer, question, option)
         self._next += 1
         wid = f"w{self._next}"
-        self.watches[wid] = Watch(wid, question, watch_question(question, option), positive, negative, float(threshold),
+        prompt = question if verbatim else watch_question(question, option)
+        self.watches[wid] = Watch(wid, question, prompt, positive, negative, float(threshold),
                                   None if every_s is None else float(every_s), float(cooldown_s), bool(answer), option)  # fmt: skip
         return wid
 
@@ -195,6 +197,12 @@ class Watcher:
         if watch_id not in self.watches:
             raise StreamError(f"unwatch: no standing question with id {watch_id!r} (registered: {sorted(self.watches)})")
         del self.watches[watch_id]
+
+    def restart(self) -> None:
+        """A new stream: queued alerts dropped, every watch re-armed with no probe or alert yet (counters stay)."""
+        self.queue.clear()
+        for watch in self.watches.values():
+            watch.last_probe, watch.last_alert, watch.armed, watch.probability = None, None, True, None
 
     def due(self, t: float) -> list[Watch]:
         return [w for w in self.watches.values() if w.due(t)]

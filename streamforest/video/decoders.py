@@ -335,6 +335,15 @@ def _open_decord_or_pyav(path: Path, backend: str) -> tuple[Any, int, float]:
         return (None, *_probe_pyav(path))
     vlen, fps = len(reader), float(reader.get_avg_fps())
     _check_probe(path, vlen, fps)
+    channels = reader[0].shape[-1]  # decord misreads very narrow videos (<= 24 px wide: 4, 6, 12 … "channels")
+    reader.seek(0)
+    if channels != 3:
+        if backend != "auto-decord":
+            raise VideoError(f"{path}: decord misreads this video (frame 0 has {channels} channels; it happens for "
+                             "videos <= 24 px wide); use backend='pyav' or 'auto'")  # fmt: skip
+        logger.warning("%s: decord misreads this video (frame 0 has %d channels, as for videos <= 24 px wide); "
+                       "reading it with PyAV instead", path, channels)  # fmt: skip
+        return (None, *_probe_pyav(path))
     return reader, vlen, fps
 
 

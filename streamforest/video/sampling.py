@@ -252,6 +252,12 @@ def plan_file(
     offset = 0
     if clip is not None:
         start, end = max(0.0, clip[0]), clip[1]
+        if int((duration - END_MARGIN_S) * fps) < 1:  # a clip ends >= END_MARGIN_S before the video end
+            raise VideoError(
+                f"{path}: the video is too short for a clip: {vlen} frame(s) at {fps:.3f} fps ({duration:.3f} s), and "
+                f"a clip stops {END_MARGIN_S} s before the video end, so it holds no whole frame; use a longer video "
+                "(or read the whole video without a clip)"
+            )
         if start >= duration:
             raise VideoError(
                 f"{path}: clip.start ({clip[0]} s) is not before the end of the video ({duration:.3f} s); "
