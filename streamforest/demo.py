@@ -12,6 +12,7 @@
 5. ``eval_untrained`` / ``eval_trained``  ``python -m lmms_eval --model streamforest ... --tasks odvbench`` on the
                   held-out synthetic ODV-Bench split (same videos, questions and scoring for both models);
 6. ``stream``     ``python -m streamforest stream VIDEO --model CKPT --ask "T: question" ...`` on one held-out video;
+   ``forced_choice`` (option scores of both models), ``watch`` (standing questions, :mod:`streamforest.demo_watch`);
 7. a summary: accuracy per sub-task (trained vs untrained vs chance), sample answers with their times, paths
    (``summary.json`` in the output folder).
 
@@ -47,10 +48,12 @@ from tqdm.auto import tqdm
 from streamforest.api import StreamForest
 from streamforest.console import say
 from streamforest.demo_report import print_summary, summarize
+from streamforest.demo_watch import step_watch
 from streamforest.eval.scoring import accuracy_reference, accuracy_strict, breakdown
 from streamforest.model.llava_qwen import LlavaQwenForCausalLM
 from streamforest.model.loader import save_released
 from streamforest.synthetic import DatasetPaths, format_mc_prompt, generate_dataset
+from streamforest.synthetic.dataset import source_fingerprint
 from streamforest.tiny import SPECIAL_TOKENS, make_tiny_tokenizer, tiny_config
 
 logger = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
-    "full": DemoSize("full", 120, 40, (10, 20), stage2_steps=4000, stage4_steps=12000),
+    "full": DemoSize("full", 120, 40, (10, 20), stage2_steps=4000, stage4_steps=20000),
     "quick": DemoSize("quick", 8, 12, (12, 16), stage2_steps=6, stage4_steps=6, eval_limit=4),
 }
 
@@ -188,6 +191,7 @@ def child_env(ctx: Ctx) -> dict[str, str]:
     env.update(OFFLINE_ENV)
     env["SF_DEMO"] = str(ctx.out)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")  # see main()
     return env
 
 
@@ -417,7 +421,7 @@ def run_demo(ctx: Ctx) -> dict:
     train_cfgs = (ctx.config("stage2_captions.yaml"), ctx.config("stage4_online.yaml"))
     stage2_out, stage4_out = ctx.out / "runs" / "stage2", ctx.trained_ckpt
     plan: list[tuple[str, dict, list[Path], Callable[[], dict]]] = [
-        ("data", _key(ctx), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
+        ("data", _key(ctx, source_fingerprint()), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
         ("init", _key(ctx, LLM_INIT_RANGE), [ctx.init_ckpt / "config.json"], lambda: step_init(ctx)),
         ("stage2", _key(ctx, file_digest(*train_cfgs[:1])), [stage2_out / "config.json"],
          lambda: step_train(ctx, train_cfgs[0].name, s.stage2_steps, ctx.init_ckpt, stage2_out)),
@@ -428,6 +432,7 @@ def run_demo(ctx: Ctx) -> dict:
          lambda: step_eval(ctx, "trained", ctx.trained_ckpt)),
         ("stream", _key(ctx, file_digest(*train_cfgs)), [ctx.out / "stream" / "answers.json"], lambda: step_stream(ctx)),
         ("forced_choice", _key(ctx, file_digest(*train_cfgs)), [], lambda: step_forced_choice(ctx)),
+        ("watch", _key(ctx, file_digest(*train_cfgs)), [ctx.out / "watch" / "watch.json"], lambda: step_watch(ctx)),
     ]  # fmt: skip
     redo = False
     for name, key, outputs, fn in plan:
@@ -469,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for k, v in OFFLINE_ENV.items():
         os.environ.setdefault(k, v)
+    # One thread per process unless asked otherwise: the tiny model gains nothing from more, and on a loaded 2-core
+    # machine OpenMP's spinning threads thrash (stage 2 measured 0.3 it/s with 2 threads vs 21 it/s with 1).
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
     size = SIZES["quick" if args.quick else "full"]
     try:
         source = source_dir(args.source)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamforest.console import say
+from streamforest.demo_watch import print_watch
 
 if TYPE_CHECKING:
     from streamforest.demo import Ctx
@@ -47,6 +48,7 @@ def summarize(ctx: Ctx, results: dict[str, dict], seconds: float) -> dict:
         "eval_results": {"trained": results["eval_trained"]["results"], "untrained": results["eval_untrained"]["results"]},
         "training": {"stage2": results["stage2"]["metrics"], "stage4": results["stage4"]["metrics"]},
         "stream": results["stream"],
+        "watch": results["watch"],
         "step_seconds": results["_seconds"],
         "total_seconds": seconds,
     }
@@ -75,6 +77,7 @@ def print_summary(summary: dict) -> None:
     for a in st["answers"]:
         mark = "ok " if a["model"].strip().upper().startswith(a["expected"]) else "   "
         say(f"  [{a['time']:5.1f} s] {mark}{a['question']:<58} model: {a['model'][:12]!r:<8} truth: {a['expected']} ({a['answer_text']})")
+    print_watch(summary["watch"])
     say("")
     say(f"trained checkpoint:   {summary['trained_checkpoint']}")
     say(f"untrained checkpoint: {summary['untrained_checkpoint']}")

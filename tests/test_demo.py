@@ -125,6 +125,47 @@ def test_failed_child_names_step_and_log(tmp_path: Path) -> None:
     assert "oops" in log.read_text()
 
 
+def test_score_alerts_detection_delay_false_late() -> None:
+    from streamforest.demo_watch import score_alerts
+
+    fps = 4.0  # truth per video frame: "yes" over [1.0, 3.0) and from 6.0 s on
+    truth = [1.0 <= k / fps < 3.0 or k / fps >= 6.0 for k in range(40)]
+    alerts = [{"time": t} for t in (0.5, 1.5, 2.75, 9.0, 4.0)]
+    s = score_alerts(alerts, truth, fps)
+    assert s["changes"] == [1.0, 6.0]
+    assert s["detected"] == 1 and s["delays"] == [0.5]  # 6.0 s is not detected: no alert in [6, 8]
+    assert s["false"] == 2  # 0.5 s and 4.0 s: the answer is "no" there
+    assert s["late"] == 2  # 2.75 s (already detected change) and 9.0 s (too late for the 6.0 s change)
+    assert score_alerts([], truth, fps)["detected"] == 0
+    assert score_alerts([{"time": 0.2}], [True] * 8, fps) == {"changes": [0.0], "detected": 1, "delays": [0.2],
+                                                            "false": 0, "late": 0}  # fmt: skip
+
+
+def test_watch_measurement_on_a_tiny_checkpoint(tmp_path: Path) -> None:
+    """The watch step's measurement streams a real synthetic video through a session on the demo's init
+    checkpoint; every alert is counted exactly once (detected + false + late) against the scene truth."""
+    from streamforest import demo_watch
+    from streamforest.synthetic import Scene, SceneConfig, format_mc_prompt
+    from streamforest.synthetic.writer import write_video
+
+    scene = Scene(SceneConfig(duration=6.0), seed=5)
+    video = write_video(tmp_path / "v.mp4", (scene.render_frame(k) for k in range(scene.config.n_frames)), scene.config.fps)
+    texts = [demo_watch._question(*w[:2]) + "\nAnswer yes or no." for w in demo_watch.WATCHES] + ["Yes", "No", "A", "B", "C"]
+    texts.append(format_mc_prompt("What colour is the traffic light now?", ["red", "yellow", "green"]))
+    ckpt = demo.build_init_checkpoint(tmp_path / "init", texts)
+    session, ids = demo_watch.open_session(ckpt, prefix_cache=True)
+    m = demo_watch.measure_alerts(session, ids, [(video, scene)], "test")
+    (row,) = m["per_video"]
+    n_alerts = sum(len(q["alerts"]) for q in row["questions"].values())
+    assert m["detected"] + m["false_alerts"] + m["late_alerts"] == n_alerts
+    assert m["changes"] == sum(len(q["changes"]) for q in row["questions"].values()) >= 1
+    assert m["probes"] == len(demo_watch.WATCHES) * session.stats()["frames"] > 0  # one probe per watch per frame
+    assert 0.0 <= m["detection_rate"] <= 1.0 and m["stream_minutes"] == 0.1
+    cost = demo_watch.probe_cost(ckpt, [(video, scene)])
+    assert cost["prefix_cache_on"]["probes"] == cost["prefix_cache_off"]["probes"] == m["probes"]
+    assert cost["prefix_cache_on"]["prefix_cache"]["enabled"] and not cost["prefix_cache_off"]["prefix_cache"]["enabled"]
+
+
 # ------------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path: Path) -> None:
@@ -135,7 +176,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"size", "out_dir", "trained_checkpoint", "untrained_checkpoint", "accuracy",
-                            "eval_results", "training", "stream", "step_seconds", "total_seconds"}  # fmt: skip
+                            "eval_results", "training", "stream", "watch", "step_seconds", "total_seconds"}  # fmt: skip
     assert summary["size"]["name"] == "quick"
     for key in ("trained_checkpoint", "untrained_checkpoint"):
         assert (Path(summary[key]) / "config.json").is_file()
@@ -152,11 +193,17 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert Path(stream["video"]).name.startswith("eval_") and Path(stream["answers_json"]).is_file()
     assert stream["answers"] and all({"time", "question", "expected", "model", "frames"} <= set(a) for a in stream["answers"])
     assert set(summary["step_seconds"]) == {"data", "init", "stage2", "stage4", "eval_untrained", "eval_trained", "stream",
-                                            "forced_choice"}
+                                            "forced_choice", "watch"}
     assert "untrained" in proc.stdout and "Streaming session" in proc.stdout
+    watch = summary["watch"]  # standing questions: the example video's alerts against its true changes, both models
+    assert set(watch["example"]["questions"]) == set(watch["watches"]) and (out / "watch" / "watch.json").is_file()
+    for name in ("trained", "untrained"):
+        assert {"detection_rate", "median_delay_s", "false_per_min", "probes"} <= set(watch[name]) and watch[name]["probes"] > 0
+    assert watch["probe_cost"]["prefix_cache_on"]["ms_per_probe"] > 0 and watch["probe_cost"]["prefix_cache_off"]["ms_per_probe"] > 0
+    assert "Standing questions on" in proc.stdout and "false / min" in proc.stdout and "probe cost" in proc.stdout
     # a re-run skips every finished step
     t0 = time.perf_counter()
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout[-2000:]
-    assert again.stdout.count("skipped") == 8, again.stdout
+    assert again.stdout.count("skipped") == 9, again.stdout
     assert time.perf_counter() - t0 < 60

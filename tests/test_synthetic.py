@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,122 @@ def test_cli_quick(tmp_path, capsys):
     assert "chance" in out and "stage4_online_mc" in out
     assert _load(tmp_path / "cli" / "manifest.json")["params"]["n_eval_videos"] == QUICK["n_eval_videos"]
     assert main([str(tmp_path / "bad"), "--quick", "--min-seconds", "3"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- yes/no + pairs
+def _yes_no_family(question: str) -> tuple[str, str]:
+    from streamforest.synthetic.yesno import YESNO_TEMPLATES
+
+    for family, template in YESNO_TEMPLATES.items():
+        head, tail = template.split("{value}")
+        if question.startswith(head) and question.endswith(tail):
+            return family, question[len(head) : len(question) - len(tail)]
+    raise AssertionError(f"not a yes/no question: {question!r}")
+
+
+def test_yes_no_records_follow_ground_truth_and_probe_format(ds, params):
+    """Every yes/no record is in the watch probe's exact prompt; its answer holds over the whole window, checked
+    against the scene ground truth and (light) the decoded pixels of the last sampled frame."""
+    from streamforest.prompts import watch_question
+
+    recs = [r for r in _load(ds.anno["stage4"]) if r["id"].startswith("yesno_")]
+    seen = {}
+    for r in recs:
+        human, gpt = _check_turns(r, r["id"])
+        question = human.removeprefix("<image>\n").removesuffix("\nAnswer yes or no.")
+        assert human == "<image>\n" + watch_question(question) and gpt in ("Yes", "No"), r
+        family, value = _yes_no_family(question)
+        scene = make_scene(params, "train", int(r["video"][6:10]))
+        window = Q.window_frames(scene, r["end"])
+        assert len(window) > 0
+        if family == "light_is":
+            truth = {scene.light(k) == value for k in window}
+            frames, fps = read_video(ds.videos_train / r["video"])
+            x, y = scene.light_disc_center()
+            k = _sampled_indices(len(frames), fps, r["end"])[-1]
+            shown = _nearest(frames[k][y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0), LIGHT_COLORS)
+            assert (shown == value) == (gpt == "Yes"), r
+        elif family == "side_object":
+            truth = {bool(scene.on_side(value, k)) for k in window}
+            assert all(len(scene.on_side(value, k)) <= 1 and all(v >= Q.MIN_VIS for _, v in scene.on_side(value, k)) for k in window)
+        else:
+            users = {tr.oid for k in window for tr, _ in scene.on_side(value, k)}
+            assert len(users) == 1, r
+            track = next(tr for tr in scene.tracks if tr.oid in users)
+            truth = {Q.motion_at(track, k) == "stopped" for k in window}
+            assert None not in {Q.motion_at(track, k) for k in window}
+        assert truth == {gpt == "Yes"}, r  # the fact holds over the whole window
+        seen.setdefault(family, Counter())[gpt] += 1
+    assert set(seen) == {"light_is", "side_object", "object_stopped"}
+    light = Counter()  # light_is comes in same-clip pairs: the colour shown (yes) and another colour (no)
+    for r in recs:
+        if " traffic light " in r["conversations"][0]["value"]:
+            light[(r["video"], r["end"], r["conversations"][1]["value"])] += 1
+    clips = {(v, e) for v, e, _ in light}
+    assert clips and all(light[(v, e, "Yes")] == light[(v, e, "No")] == 1 for v, e in clips), light
+    for family, counts in seen.items():
+        assert counts["Yes"] == counts["No"] > 0, (family, counts)  # balanced
+    manifest = _load(ds.manifest)
+    assert manifest["counts"]["stage4_yes_no"] == len(recs)
+    assert {f: s["answers"] for f, s in manifest["train_yes_no_answers"].items()} == {f: dict(sorted(c.items())) for f, c in seen.items()}
+
+
+def test_light_questions_come_in_same_clip_pairs(ds):
+    """Every multiple-choice "colour now" question has its "colour next" twin on the same clip and vice versa."""
+    keys = {}
+    for r in _load(ds.anno["stage4"]):
+        human = r["conversations"][0]["value"]
+        for family in ("light_color", "light_next"):
+            if human.startswith("<image>\n" + Q.FAMILIES[family].template) and human.endswith(Q.MC_POST_PROMPT):
+                keys.setdefault(family, set()).add((r["video"], r["end"]))
+    assert keys["light_color"] and keys["light_color"] == keys["light_next"]
+
+
+def test_additions_leave_existing_families_and_eval_unchanged(ds, tmp_path):
+    """Without the additions the generator writes the previous mix: the eval split is byte-identical and the
+    default mix is that mix plus the twins and the yes/no records (nothing of it dropped or changed)."""
+    plain = _quick(tmp_path / "plain", yes_no_fraction=0.0, contrastive_pairs=False)
+    assert [p.read_bytes() for p in plain.eval_configs.values()] == [p.read_bytes() for p in ds.eval_configs.values()]
+
+    def content(paths) -> Counter:
+        return Counter(json.dumps([r["video"], r["end"], r["conversations"]]) for r in _load(paths.anno["stage4"]))
+
+    base, full = content(plain), content(ds)
+    assert not base - full  # every earlier record is still there
+    extra = full - base
+    counts = _load(ds.manifest)["counts"]
+    assert sum(extra.values()) == counts["stage4_online_mc_pairs"] + counts["stage4_yes_no"] > 0
+    assert _load(plain.manifest)["counts"]["stage4_online_mc"] == counts["stage4_online_mc"]
+
+
+def test_truth_per_frame_and_onsets():
+    from streamforest.synthetic.yesno import onsets, truth_per_frame
+
+    scene = Scene(SceneConfig(duration=30.0), seed=3)
+    fps = scene.config.fps
+    green = truth_per_frame(scene, "light_is", "green")
+    starts = [p.start for p in scene.light_phases if p.color == "green" and 0 < p.start < scene.config.duration]
+    expected = ([0.0] if scene.light(0) == "green" else []) + [round(s * fps) / fps for s in starts]
+    assert onsets(green, fps) == pytest.approx(expected, abs=1 / fps)
+    left = truth_per_frame(scene, "side_object", "left")
+    assert all(v == any(vis >= Q.MIN_VIS for _, vis in scene.on_side("left", k)) for k, v in enumerate(left))
+    assert onsets([False, True, True, False, True], 2.0) == [0.5, 2.0] and onsets([True, False], 1.0) == [0.0]
+    with pytest.raises(ValueError, match="unknown family"):
+        truth_per_frame(scene, "light_colour", "green")
+
+
+def test_select_yes_no_pairs_and_fallback():
+    from streamforest.synthetic.yesno import YesNo, select_yes_no
+
+    pool = []
+    for v in range(6):  # clips with the left side occupied and the right empty, and the reverse
+        pool += [YesNo("side_object", v, 5.0, "left", v % 2 == 0), YesNo("side_object", v, 5.0, "right", v % 2 == 1)]
+        pool += [YesNo("side_object", v, 6.0, "left", True), YesNo("side_object", v, 6.0, "right", True)]  # no pair
+    chosen = select_yes_no(pool, 8, np.random.default_rng(0))
+    assert len(chosen) == 8 and {qa.q for qa in chosen} == {5.0}  # only clips with both answers
+    by_clip = Counter((qa.video, qa.answer) for qa in chosen)
+    assert all(by_clip[(v, True)] == by_clip[(v, False)] == 1 for v, _ in by_clip)
+    assert Counter(qa.value for qa in chosen if qa.answer) == {"left": 2, "right": 2}  # balanced over sides
+    unpaired = [qa for qa in pool if qa.q == 6.0] + [YesNo("side_object", 9, 7.0, "left", False)]
+    fallback = select_yes_no(unpaired, 8, np.random.default_rng(0))  # no clip has both answers: yes and no alike
+    assert Counter(qa.answer for qa in fallback) == {True: 1, False: 1}

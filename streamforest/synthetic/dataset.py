@@ -9,7 +9,7 @@ Layout written by :func:`generate_dataset` under ``out_dir``::
     anno/stage1_image_caption.json     image records  {"id", "image", "conversations"}
     anno/stage2_video_caption.json     whole-video captions {"id", "video", "conversations"}
     anno/stage3_video_qa.json          whole-video multiple-choice QA (question time = end of video)
-    anno/stage4_online_qa.json         online QA {"id", "video", "start": 0, "end": q, "conversations"}
+    anno/stage4_online_qa.json         online QA {"id", "video", "start": 0, "end": q, "conversations"} (+ ``yesno_…``)
     anno/data_list/stage{1..5}.yaml    reference data lists (``datasets:`` with json_path, data_root, …)
     eval/ODVBench/<config>.json        ODV-Bench docs for the three ``targeting_*_v4`` configs
     eval/ODVBench/README.md            what the split is; its YAML header declares the configs for
@@ -20,6 +20,9 @@ Every human turn holds exactly one ``<image>``. Multiple-choice text follows the
 (question, ``A. option`` lines, ``Answer with the option's letter from the given choices directly.``) and
 the training target is the letter alone, as at evaluation. A quarter as many free-form records (plain short
 answers) are added to stage 4. Answers are balanced per family (uniform over options).
+
+Stage 4 then adds the same-clip ``light_color``/``light_next`` twins (``questions.add_contrastive_pairs``) and
+balanced yes/no questions in the standing-question probe format (:mod:`~streamforest.synthetic.yesno`).
 
 Data-list paths are absolute (computed at generation time); they are rewritten on every call, so a moved
 folder is fixed by re-running the generator. A complete dataset with the same parameters is not regenerated.
@@ -42,14 +45,15 @@ from tqdm import tqdm
 
 from streamforest.constants import DEFAULT_IMAGE_TOKEN
 from streamforest.synthetic import questions as Q
+from streamforest.synthetic import yesno as YN
 from streamforest.synthetic.scenes import Scene, SceneConfig
 from streamforest.synthetic.writer import pick_codec, write_png, write_video
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generator's output changes for the same parameters (invalidates existing manifests)."""
-_SOURCES = ("scenes.py", "questions.py", "dataset.py", "writer.py")
+_SOURCES = ("scenes.py", "questions.py", "yesno.py", "dataset.py", "writer.py")
 _SPLIT_KEYS = {"train": 1, "eval": 2}
 
 
@@ -69,6 +73,8 @@ class DatasetParams:
     height: int = 112
     images_per_video: int = 2
     free_form_fraction: float = 0.25
+    yes_no_fraction: float = 1.0  # yes/no questions per family / multiple-choice ones per family (0: none)
+    contrastive_pairs: bool = True  # add the light_color / light_next twin of each such stage-4 question
 
     def __post_init__(self) -> None:
         lo, hi = self.duration_range
@@ -79,6 +85,7 @@ class DatasetParams:
             "train_questions_per_video": self.train_questions_per_video >= 1,
             "eval_questions_per_video": self.eval_questions_per_video >= 1,
             "free_form_fraction": 0.0 <= self.free_form_fraction <= 1.0,
+            "yes_no_fraction": 0.0 <= self.yes_no_fraction <= 4.0,
             "images_per_video": self.images_per_video >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -300,6 +307,8 @@ def generate_dataset(
     height: int = 112,
     images_per_video: int = 2,
     free_form_fraction: float = 0.25,
+    yes_no_fraction: float = 1.0,
+    contrastive_pairs: bool = True,
     force: bool = False,
     progress: bool = False,
 ) -> DatasetPaths:
@@ -314,6 +323,7 @@ def generate_dataset(
         train_questions_per_video=train_questions_per_video, eval_questions_per_video=eval_questions_per_video,
         duration_range=(int(duration_range[0]), int(duration_range[1])), fps=fps, width=width, height=height,
         images_per_video=images_per_video, free_form_fraction=free_form_fraction,
+        yes_no_fraction=yes_no_fraction, contrastive_pairs=bool(contrastive_pairs),
     )  # fmt: skip
     paths = DatasetPaths.under(out_dir)
     if not force and _manifest_ok(paths, params):
@@ -337,6 +347,7 @@ def generate_dataset(
         "params": params.to_json(),
         "counts": {**train["counts"], **evals["counts"]},
         "train_online_answers": train["stats"],
+        "train_yes_no_answers": train["yes_no_stats"],
         "eval": _eval_summary(evals["stats"]),
         "bytes": {
             "videos_train": sum(s for r, s in files.items() if r.startswith("videos/train/")),
@@ -389,6 +400,7 @@ def _render_and_write(scene: Scene, path: Path) -> None:
 
 def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Generator, bar: tqdm) -> dict:
     pool: list[Q.QA] = []
+    yn_pool: list[YN.YesNo] = []
     scenes: list[Scene] = []
     images, captions, video_qa, metas = [], [], [], []
     for i in range(params.n_train_videos):
@@ -397,6 +409,7 @@ def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Gene
         _render_and_write(scene, paths.videos_train / name)
         vrng = np.random.default_rng(np.random.SeedSequence([params.seed, 7, i]))
         pool += Q.candidate_questions(scene, i, vrng)
+        yn_pool += YN.candidate_yes_no(scene, i)
         images += _image_records(scene, name, paths.images, params.images_per_video, vrng)
         captions.append({"id": f"caption_{name[:-4]}", "video": name, "conversations": _turns("Describe the video.", Q.describe_video(scene))})
         video_qa += _video_qa_records(scene, i, name, vrng)
@@ -409,20 +422,27 @@ def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Gene
     mc = Q.select_balanced(pool, per_family, rng, load, used)
     free = Q.select_balanced(pool, max(1, round(per_family * params.free_form_fraction)), rng, load, used)
     free = free if params.free_form_fraction > 0 else []
-    online = [(qa, False) for qa in mc] + [(qa, True) for qa in free]
+    pairs = Q.add_contrastive_pairs(mc, pool, load, used) if params.contrastive_pairs else []
+    yn_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 98]))  # own stream: `rng` goes on to the eval split
+    yes_no = YN.select_yes_no(yn_pool, round(per_family * params.yes_no_fraction), yn_rng, load) if params.yes_no_fraction else []
+    yes_no.sort(key=lambda yn: (yn.video, yn.q, yn.family, yn.value))
+    online = [(qa, False) for qa in mc + pairs] + [(qa, True) for qa in free]
     online.sort(key=lambda x: (x[0].video, x[0].q, x[0].family, x[0].subsubtask, x[1]))
     records = []
     for n, (qa, ff) in enumerate(online):
         name = video_name("train", qa.video)
         records.append(online_record(qa, name, f"online_{n:05d}", free_form=ff))
+    records += [{"id": f"yesno_{n:05d}", "video": video_name("train", yn.video), "start": 0.0, "end": float(yn.q),
+                 "conversations": _turns(yn.prompt, yn.reply)} for n, yn in enumerate(yes_no)]  # fmt: skip
     _dump_json(paths.anno["stage1"], images)
     _dump_json(paths.anno["stage2"], captions)
     _dump_json(paths.anno["stage3"], video_qa)
     _dump_json(paths.anno["stage4"], records)
     _dump_json(paths.meta["train"], metas)
     counts = {"train_videos": len(scenes), "stage1_images": len(images), "stage2_captions": len(captions),
-              "stage3_video_qa": len(video_qa), "stage4_online_mc": len(mc), "stage4_online_free_form": len(free)}  # fmt: skip
-    return {"counts": counts, "stats": Q.answer_stats(mc)}
+              "stage3_video_qa": len(video_qa), "stage4_online_mc": len(mc), "stage4_online_free_form": len(free),
+              "stage4_online_mc_pairs": len(pairs), "stage4_yes_no": len(yes_no)}  # fmt: skip
+    return {"counts": counts, "stats": Q.answer_stats(mc + pairs), "yes_no_stats": YN.yes_no_stats(yes_no)}
 
 
 def _image_records(scene: Scene, name: str, image_dir: Path, n: int, rng: np.random.Generator) -> list[dict]:

@@ -309,6 +309,28 @@ def select_balanced(
     return chosen
 
 
+CONTRASTIVE_PAIRS: tuple[tuple[str, str], ...] = (("light_color", "light_next"),)
+"""Families with the same options in the same order whose questions differ only in a word ("now" / "next")."""
+
+
+def add_contrastive_pairs(chosen: list[QA], pool: list[QA], load: Counter, used: set) -> list[QA]:
+    """The twin of every ``chosen`` question of a :data:`CONTRASTIVE_PAIRS` family: the partner family's
+    question on the same clip (same video and ``q``), when the pool has it and it is not taken yet.
+
+    Twins are added in ``chosen`` order; ``load`` and ``used`` are updated as in :func:`select_balanced`.
+    """
+    partner = {a: b for pair in CONTRASTIVE_PAIRS for a, b in (pair, pair[::-1])}
+    index = {(qa.video, qa.family, qa.q): qa for qa in pool}
+    extra: list[QA] = []
+    for qa in chosen:
+        twin = index.get((qa.video, partner.get(qa.family), qa.q))
+        if twin is not None and twin.key not in used:
+            used.add(twin.key)
+            load[twin.video] += 1
+            extra.append(twin)
+    return extra
+
+
 def _take(group: list[QA], rng: np.random.Generator, load: Counter, used: set) -> QA:
     """Remove and return a not-yet-used question from ``group``, preferring the least-loaded video."""
     while group:
