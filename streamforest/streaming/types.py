@@ -111,14 +111,19 @@ def _frame_array(frame: Any, index: int) -> np.ndarray:
     return frame
 
 
-def _timestamp(value: Any, index: int) -> float:
+def _seconds(value: Any, what: str) -> float:
+    """``value`` as finite seconds >= 0, else a :class:`StreamError` naming ``what`` (e.g. "frame 3: timestamp")."""
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise StreamError(f"frame {index}: timestamp {value!r} is not a number of seconds") from None
+        raise StreamError(f"{what} {value!r} is not a number of seconds") from None
     if not math.isfinite(t) or t < 0:
-        raise StreamError(f"frame {index}: timestamp {value!r} must be a finite number of seconds >= 0")
+        raise StreamError(f"{what} {value!r} must be a finite number of seconds >= 0")
     return t
+
+
+def _timestamp(value: Any, index: int) -> float:
+    return _seconds(value, f"frame {index}: timestamp")
 
 
 def validate_frames(
@@ -215,12 +220,7 @@ def parse_questions(items: Iterable[Any], source: str = "questions") -> list[Que
             (when, text), follow = item, False
         else:
             raise StreamError(f"{where}: expected {{'time': s, 'question': text}} or (time, text), got {item!r}")
-        try:
-            when = float(when)
-        except (TypeError, ValueError):
-            raise StreamError(f"{where}: field 'time' = {when!r} is not a number of seconds") from None
-        if not math.isfinite(when) or when < 0:
-            raise StreamError(f"{where}: field 'time' = {when!r} must be a finite number of seconds >= 0")
+        when = _seconds(when, f"{where}: field 'time' =")
         if not isinstance(text, str) or not text.strip():
             raise StreamError(f"{where}: field 'question' must be a non-empty string, got {text!r}")
         try:
