@@ -18,6 +18,7 @@ from torch import Tensor
 
 from streamforest import inference
 from streamforest.constants import DEFAULT_IMAGE_TOKEN
+from streamforest.model.config import is_memory_model
 from streamforest.streaming.ingest import FrameIngest
 from streamforest.streaming.metrics import QuestionTiming, SessionMetrics, tensor_bytes
 from streamforest.streaming.prefix_cache import PrefixCache, Run, prompt_runs
@@ -65,7 +66,7 @@ class StreamingSession:
             raise StreamError(f"time_msg={time_msg!r} lists every frame's time, so its prompt grows without bound; "
                               f"mode='bounded' needs one of {TIME_MSG_SPAN_KINDS} or None")  # fmt: skip
         projector = model.get_projector()
-        if not hasattr(projector, "new_memory"):
+        if not is_memory_model(model):
             raise StreamError(
                 f"the model's projector ({type(projector).__name__}, config 'mm_projector_type' = "
                 f"{getattr(model.config, 'mm_projector_type', '?')!r}) has no event memory; streaming needs a "
