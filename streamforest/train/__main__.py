@@ -30,13 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         say(f"error: {e}", err=True)
         return 2
+    finished = False
     try:
         run(cfg)
+        finished = True
     except (OutputDirError, CheckpointSaveError) as e:
         say(f"error: {e}", err=True)
         return 1
     finally:
-        shutdown()
+        shutdown(synchronise=finished)
     return 0
 
 

@@ -228,7 +228,12 @@ def _train(cfg: StageConfig, ds_config: dict[str, Any] | None) -> dict[str, Any]
     return metrics
 
 
-def shutdown() -> None:
-    """Destroy the process group (DeepSpeed/gloo leave it open otherwise)."""
+def shutdown(synchronise: bool = False) -> None:
+    """Destroy the process group (DeepSpeed/gloo leave it open otherwise). ``synchronise`` (after a run that
+    finished on this rank): wait for every rank first, so that no rank tears down its communication threads
+    while another is still saving (a rank leaving early was seen to abort with "terminate called without an
+    active exception")."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if synchronise and torch.distributed.get_world_size() > 1:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
