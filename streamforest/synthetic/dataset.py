@@ -51,7 +51,7 @@ from streamforest.synthetic.writer import pick_codec, write_png, write_video
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bump when the generator's output changes for the same parameters (invalidates existing manifests)."""
 _SOURCES = ("scenes.py", "questions.py", "yesno.py", "dataset.py", "writer.py")
 _SPLIT_KEYS = {"train": 1, "eval": 2}
@@ -333,10 +333,12 @@ def generate_dataset(
     t0 = time.perf_counter()
     paths.manifest.unlink(missing_ok=True)
     _remove_stale(paths)
-    rng = np.random.default_rng(np.random.SeedSequence([params.seed, 99]))
+    # Separate random streams: changing how the training questions are drawn leaves the evaluation split as it is.
+    train_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 99]))
+    eval_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 97]))
     bar = tqdm(total=params.n_train_videos + params.n_eval_videos, desc="synthetic videos", unit="video", disable=not progress)
-    train = _build_train(paths, params, rng, bar)
-    evals = _build_eval(paths, params, rng, bar)
+    train = _build_train(paths, params, train_rng, bar)
+    evals = _build_eval(paths, params, eval_rng, bar)
     bar.close()
     write_data_lists(paths)
     write_eval_readme(paths, evals["stats"])
@@ -423,7 +425,7 @@ def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Gene
     free = Q.select_balanced(pool, max(1, round(per_family * params.free_form_fraction)), rng, load, used)
     free = free if params.free_form_fraction > 0 else []
     pairs = Q.add_contrastive_pairs(mc, pool, load, used) if params.contrastive_pairs else []
-    yn_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 98]))  # own stream: `rng` goes on to the eval split
+    yn_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 98]))  # own stream: the MC draws stay as they were
     yes_no = YN.select_yes_no(yn_pool, round(per_family * params.yes_no_fraction), yn_rng, load) if params.yes_no_fraction else []
     yes_no.sort(key=lambda yn: (yn.video, yn.q, yn.family, yn.value))
     online = [(qa, False) for qa in mc + pairs] + [(qa, True) for qa in free]
