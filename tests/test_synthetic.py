@@ -461,3 +461,12 @@ def test_select_yes_no_pairs_and_fallback():
     unpaired = [qa for qa in pool if qa.q == 6.0] + [YesNo("side_object", 9, 7.0, "left", False)]
     fallback = select_yes_no(unpaired, 8, np.random.default_rng(0))  # no clip has both answers: yes and no alike
     assert Counter(qa.answer for qa in fallback) == {True: 1, False: 1}
+
+
+def test_eval_split_independent_of_training_parameters(ds, tmp_path):
+    """The evaluation split draws from its own random stream: more training videos or more training questions
+    per video leave every evaluation file byte-identical (before, the training draws moved the eval choice)."""
+    other = _quick(tmp_path / "more", n_train_videos=QUICK["n_train_videos"] + 3, train_questions_per_video=12)
+    assert _load(other.anno["stage4"]) != _load(ds.anno["stage4"])
+    assert [p.read_bytes() for p in other.eval_configs.values()] == [p.read_bytes() for p in ds.eval_configs.values()]
+    assert (other.videos_eval / "eval_0002.mp4").read_bytes() == (ds.videos_eval / "eval_0002.mp4").read_bytes()
