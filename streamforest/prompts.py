@@ -231,6 +231,28 @@ def insert_time_message_train(value: str, msg: str | None) -> str:
     return value.replace("QA_GT_caption_based_noisy", "")
 
 
+TIME_MSG_INSERTIONS: tuple[str, ...] = ("train", "eval")
+"""Where training puts the time message (``data.time_msg_insertion``): ``train`` — the reference's training form
+(:func:`insert_time_message_train`, the default); ``eval`` — the evaluation form (:func:`build_eval_question`),
+so that a model trained from scratch sees at training time exactly the prompt every inference path builds."""
+
+
+def insert_time_message(value: str, msg: str | None, insertion: str = "train") -> str:
+    """One training turn's text with the time message inserted in the ``insertion`` form (see
+    :data:`TIME_MSG_INSERTIONS`).
+
+    ``eval`` gives ``"<image>" + "\n" + msg.rstrip() + " " + rest`` for a turn holding exactly one ``<image>``
+    (``rest``: the turn without it, stripped) — the text :func:`build_inference_prompt` writes for the same
+    question. Turns with several ``<image>`` have no evaluation form and keep the training one.
+    """
+    if insertion not in TIME_MSG_INSERTIONS:
+        raise ValueError(f"time_msg_insertion {insertion!r} is not one of {list(TIME_MSG_INSERTIONS)}")
+    if insertion == "train" or value.count(DEFAULT_IMAGE_TOKEN) != 1:
+        return insert_time_message_train(value, msg)
+    rest = value.replace(DEFAULT_IMAGE_TOKEN, "").strip()
+    return build_eval_question(rest, msg if msg and msg.rstrip() else None).replace("QA_GT_caption_based_noisy", "")
+
+
 def build_eval_question(question: str, msg: str | None) -> str:
     """Evaluation insertion (lmms-eval adapter, REFERENCE §5.2 item 4) for one video.
 

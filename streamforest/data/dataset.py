@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from streamforest.constants import DEFAULT_IMAGE_TOKEN
 from streamforest.data.tokenize import add_time_message, normalise_turns, tokenize_conversation
-from streamforest.prompts import frame_timestamps, time_message
+from streamforest.prompts import TIME_MSG_INSERTIONS, frame_timestamps, time_message
 from streamforest.video import backend_for, load_video
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,11 @@ class SupervisedDataset(Dataset):
         version: str = "qwen_2",
         sampling: VideoSampling | None = None,
         early_mix_text: bool = False,
+        time_msg_insertion: str = "train",
     ) -> None:
+        if time_msg_insertion not in TIME_MSG_INSERTIONS:
+            raise ValueError(f"data.time_msg_insertion {time_msg_insertion!r} is not one of {list(TIME_MSG_INSERTIONS)}")
+        self.time_msg_insertion = time_msg_insertion
         self.records = records
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -180,9 +184,9 @@ class SupervisedDataset(Dataset):
             return SkippedSample(index=i, path=path, reason=f"{type(e).__name__}: {e}")
         turns = normalise_turns(record["conversations"])
         if modality == "video":
-            turns = add_time_message(turns, msg)
+            turns = add_time_message(turns, msg, self.time_msg_insertion)
         elif modality == "image":
-            turns = add_time_message(turns, None)
+            turns = add_time_message(turns, None, self.time_msg_insertion)
         item = tokenize_conversation(turns, self.tokenizer, self.version)
         item.update(image=pixels, modality=modality, path=path)
         return item

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from streamforest.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from streamforest.prompts import get_template, insert_time_message_train, tokenizer_image_token
+from streamforest.prompts import get_template, insert_time_message, tokenizer_image_token
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ def normalise_turns(conversations: list[dict[str, Any]]) -> list[tuple[str, str]
     return turns
 
 
-def add_time_message(turns: list[tuple[str, str]], msg: str | None) -> list[tuple[str, str]]:
-    """Apply the training insertion of the time message to every turn holding ``<image>`` (REFERENCE §1.11)."""
-
-    return [(role, insert_time_message_train(text, msg or "") if DEFAULT_IMAGE_TOKEN in text else text) for role, text in turns]
+def add_time_message(turns: list[tuple[str, str]], msg: str | None, insertion: str = "train") -> list[tuple[str, str]]:
+    """Insert the time message into every turn holding ``<image>``: the reference's training form (REFERENCE
+    §1.11) or, with ``insertion="eval"``, the evaluation form (:func:`streamforest.prompts.insert_time_message`)."""
+    return [(role, insert_time_message(text, msg or "", insertion) if DEFAULT_IMAGE_TOKEN in text else text) for role, text in turns]
 
 
 def _unmask_ids(tokenizer: Any) -> list[int]:

@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from streamforest.model.config import STORED_ONLY_KEYS
+from streamforest.prompts import TIME_MSG_INSERTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class DataConfig:
     local_num_frames: int = 8
     sample_type: str = "middle"
     time_msg: str | None = None
+    time_msg_insertion: str = "train"
+    """``train``: the reference's training form of the time message; ``eval``: the form every inference path
+    writes (opt-in, for models trained from scratch; docs/DEVIATIONS.md). See ``prompts.TIME_MSG_INSERTIONS``."""
     early_mix_text: bool = False
     image_aspect_ratio: str = "square"
     check_media: bool = True
@@ -299,6 +303,8 @@ def validate(cfg: StageConfig) -> StageConfig:
         raise ConfigError(f"{src}: data.frames_lowbound ({d.frames_lowbound}) must be in [1, frames_upbound={d.frames_upbound}]")
     if d.local_num_frames < 1:
         raise ConfigError(f"{src}: data.local_num_frames must be >= 1")
+    if d.time_msg_insertion not in TIME_MSG_INSERTIONS:
+        raise ConfigError(f"{src}: data.time_msg_insertion {d.time_msg_insertion!r} is not one of {list(TIME_MSG_INSERTIONS)}")
     if not 0.0 <= d.max_skip_fraction <= 1.0:
         raise ConfigError(f"{src}: data.max_skip_fraction must be in [0, 1]")
     if t.bf16 and t.fp16:

@@ -147,7 +147,8 @@ def build_data(cfg: StageConfig, tokenizer: Any, image_processor: Any) -> tuple[
     data = load_data_list(resolve_path(d.data_path) or d.data_path, data_root_map=d.data_root_map, check_media=d.check_media)
     sampling = VideoSampling(d.frames_upbound, d.frames_lowbound, d.local_num_frames, d.sample_type, d.time_msg)
     dataset = SupervisedDataset(
-        data.records, tokenizer, image_processor, version=cfg.model.version, sampling=sampling, early_mix_text=d.early_mix_text
+        data.records, tokenizer, image_processor, version=cfg.model.version, sampling=sampling, early_mix_text=d.early_mix_text,
+        time_msg_insertion=d.time_msg_insertion,
     )
     collator = DataCollator(tokenizer.pad_token_id, cfg.training.model_max_length, dummy_image=dataset.dummy_image())
     logger.info("training data: %d records from %s", len(dataset), d.data_path)
