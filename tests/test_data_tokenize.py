@@ -131,3 +131,29 @@ def test_dataset_skips_unreadable_media_and_logs_the_path(tmp_path: Path, tokeni
     assert isinstance(a, SkippedSample) and a.path == str(bad)
     assert isinstance(b, SkippedSample)
     assert sum(str(bad) in r.getMessage() for r in caplog.records) == 1  # logged once per file
+
+
+@pytest.mark.parametrize("insertion", ["train", "eval"])
+def test_eval_insertion_trains_on_the_inference_prompt(tmp_path: Path, tokenizer, insertion: str) -> None:
+    """With ``time_msg_insertion="eval"`` a video record's input ids up to the answer are the ids of the prompt
+    the inference paths build (``build_inference_prompt``); with the reference's ``train`` form they differ
+    (one newline more and none before the question at inference, REFERENCE §1.11)."""
+    from helpers_video import write_index_video
+
+    from streamforest.data.dataset import SupervisedDataset, VideoSampling
+    from streamforest.model.processor import SigLipImageProcessor
+    from streamforest.prompts import build_inference_prompt, tokenizer_image_token
+
+    video = write_index_video(tmp_path / "v.mp4", 40, fps=10)
+    question = "What colour is the video?\nA. red\nB. blue\nAnswer with the option's letter from the given choices directly."
+    rec = {"video": str(video), "start": 0.0, "end": 3.0, "id": 0, "_source": "x.json",
+           "conversations": [{"from": "human", "value": "<image>\n" + question}, {"from": "gpt", "value": "A"}]}  # fmt: skip
+    sampling = VideoSampling(frames_upbound=8, frames_lowbound=2, local_num_frames=1, sample_type="dynamic_fps1", time_msg="short_online_v2")
+    ds = SupervisedDataset([rec], tokenizer, SigLipImageProcessor(size=28), sampling=sampling, time_msg_insertion=insertion)
+    _, msg = ds._load_video(rec)
+    assert msg and msg.startswith("\nThe video contains")
+    expected = tokenizer_image_token(build_inference_prompt(question, msg), tokenizer)
+    ids = ds[0]["input_ids"].tolist()
+    assert (ids[: len(expected)] == expected) is (insertion == "eval")
+    with pytest.raises(ValueError, match="data.time_msg_insertion 'x'"):
+        SupervisedDataset([rec], tokenizer, SigLipImageProcessor(size=28), time_msg_insertion="x")

@@ -15,6 +15,7 @@ from streamforest.prompts import (
     conv_templates,
     frame_timestamps,
     get_template,
+    insert_time_message,
     insert_time_message_train,
     time_message,
     tokenizer_image_token,
@@ -104,6 +105,21 @@ def test_eval_question_has_the_extra_newline():
     assert build_eval_question("Q?", msg).startswith("<image>\n\nThe video contains 37 frames")
     assert build_eval_question("Q?", "") == "<image>\nQ?"
     assert build_eval_question("<image> Q?", msg) == "<image> Q?"
+
+
+def test_opt_in_eval_insertion_writes_the_inference_text():
+    """``data.time_msg_insertion: eval`` gives a training turn the exact text of the evaluation prompt."""
+    turn = "<image>\n" + QUESTION
+    assert insert_time_message(turn, V2_37, "eval") == build_eval_question(QUESTION, V2_37)
+    assert insert_time_message(turn, V2_37, "eval") != insert_time_message_train(turn, V2_37)
+    assert insert_time_message(turn, V2_37) == insert_time_message_train(turn, V2_37)  # default: the reference
+    assert insert_time_message("Q? <image>", V2_37, "eval") == build_eval_question("Q?", V2_37)  # moved to the front
+    assert insert_time_message("<image>\nQ?", "  ", "eval") == "<image>\nQ?"  # blank message: none
+    assert insert_time_message("<image>\nQA_GT_caption_based_noisyQ?", None, "eval") == "<image>\nQ?"
+    two = "a <image> b <image>"  # no evaluation form: the training one
+    assert insert_time_message(two, "\nM. ", "eval") == insert_time_message_train(two, "\nM. ")
+    with pytest.raises(ValueError, match="time_msg_insertion 'inference' is not one of"):
+        insert_time_message(turn, V2_37, "inference")
 
 
 def test_inference_prompt_matches_spec_example_byte_for_byte():

@@ -73,6 +73,7 @@ def test_stage_yaml_matches_reference_table(name: str) -> None:
     # common settings of every stage
     assert (t.num_train_epochs, t.weight_decay, t.warmup_ratio, t.lr_scheduler_type) == (1.0, 0.0, 0.03, "cosine")
     assert t.bf16 and t.tf32 and t.gradient_checkpointing and t.logging_steps == 1 and t.mm_projector_lr is None
+    assert d.time_msg_insertion == "train"  # the reference stages keep the reference's training prompt
     assert m.vision_tower == "google/siglip-so400m-patch14-384" and m.mm_vision_select_layer == -2
     assert not m.mm_use_im_start_end and not m.mm_use_im_patch_token
     assert "tensorboard" in t.report_to
@@ -113,6 +114,8 @@ def test_overrides_unknown_keys_and_saved_config_round_trip(tmp_path: Path, monk
         load_config(CFG / "stage4_online_ft.yaml", ["training.save_steps=often"])
     with pytest.raises(ConfigError, match="mm_tunable_parts"):
         load_config(CFG / "stage4_online_ft.yaml", ["model.mm_tunable_parts=[mm_vision_resampler]"])
+    with pytest.raises(ConfigError, match=r"stage4_online_ft.yaml: data.time_msg_insertion 'inference' is not one of"):
+        load_config(CFG / "stage4_online_ft.yaml", ["data.time_msg_insertion='inference'"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  projector: tome16_mlp\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: model: unknown key\(s\) \['projector'\]"):
