@@ -36,6 +36,7 @@ def test_demo_configs_validate(name: str, monkeypatch: pytest.MonkeyPatch, tmp_p
     assert cfg.model.vision_encode_type == "image_video_memory_batch"
     assert cfg.model.mm_local_num_frames == 1 and cfg.data.local_num_frames == 1
     assert cfg.data.time_msg == "short_online_v2" and cfg.data.sample_type == "dynamic_fps1"
+    assert cfg.data.time_msg_insertion == "eval"  # trained on the prompt the demo's inference paths write
     assert cfg.training.max_steps == 7 and cfg.training.deepspeed is None
     assert cfg.training.output_dir.startswith(str(tmp_path))
     parts = set(cfg.model.mm_tunable_parts)
