@@ -78,6 +78,8 @@ OFFLINE_ENV = {
 LLM_INIT_RANGE = 0.125
 """Weight-init std of the tiny model. Qwen2's 0.02 is ≈ 1/√3584 (its 7B width); at width 64 it leaves the
 attention logits ≈ 0 and training sits on a long plateau (measured: no learning in 8,000 steps). 1/√64."""
+DEMO_LLM_LAYERS = 4
+"""Qwen2 layers of the demo model (the tiny checkpoints have 2; with 2 it did not fit the object kind, docs/demo.md)."""
 
 
 @dataclass(frozen=True)
@@ -262,8 +264,8 @@ def training_texts(anno_files: Sequence[Path]) -> list[str]:
 def build_init_checkpoint(out: Path, texts: Sequence[str], seed: int = 0) -> Path:
     """Tokenizer trained on ``texts`` + a random tiny StreamForest (memory projector) in the released format.
 
-    Same sizes as :func:`streamforest.tiny.make_tiny_checkpoint` (docs/ARCHITECTURE.md), fp32, with the
-    weight-init std :data:`LLM_INIT_RANGE`.
+    Same sizes as :func:`streamforest.tiny.make_tiny_checkpoint` (docs/ARCHITECTURE.md) but
+    :data:`DEMO_LLM_LAYERS` Qwen2 layers, fp32, with the weight-init std :data:`LLM_INIT_RANGE`.
     """
     tokenizer = make_tiny_tokenizer(out, texts=texts)
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
@@ -274,6 +276,7 @@ def build_init_checkpoint(out: Path, texts: Sequence[str], seed: int = 0) -> Pat
         pad_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         initializer_range=LLM_INIT_RANGE,
+        **{"num_hidden_layers": DEMO_LLM_LAYERS, "max_window_layers": DEMO_LLM_LAYERS},
     )
     torch.manual_seed(seed)
     model = LlavaQwenForCausalLM(config)
@@ -422,7 +425,7 @@ def run_demo(ctx: Ctx) -> dict:
     stage2_out, stage4_out = ctx.out / "runs" / "stage2", ctx.trained_ckpt
     plan: list[tuple[str, dict, list[Path], Callable[[], dict]]] = [
         ("data", _key(ctx, source_fingerprint()), [ctx.data / "manifest.json"], lambda: step_data(ctx)),
-        ("init", _key(ctx, LLM_INIT_RANGE), [ctx.init_ckpt / "config.json"], lambda: step_init(ctx)),
+        ("init", _key(ctx, LLM_INIT_RANGE, DEMO_LLM_LAYERS), [ctx.init_ckpt / "config.json"], lambda: step_init(ctx)),
         ("stage2", _key(ctx, file_digest(*train_cfgs[:1])), [stage2_out / "config.json"],
          lambda: step_train(ctx, train_cfgs[0].name, s.stage2_steps, ctx.init_ckpt, stage2_out)),
         ("stage4", _key(ctx, file_digest(*train_cfgs)), [stage4_out / "config.json"],

@@ -59,6 +59,7 @@ def test_init_checkpoint_loads_with_demo_init_std(tmp_path: Path) -> None:
     cfg = loaded.model.config
     assert cfg.initializer_range == demo.LLM_INIT_RANGE
     assert cfg.mm_projector_type == "tome729_fstw_pemf" and cfg.hidden_size == 64
+    assert cfg.num_hidden_layers == demo.DEMO_LLM_LAYERS == len(loaded.model.model.layers) == 4
     q = loaded.model.model.layers[0].self_attn.q_proj.weight
     assert 0.09 < float(q.std()) < 0.16  # drawn with std 0.125, not Qwen2's 0.02
     assert loaded.tokenizer.convert_tokens_to_ids("<|im_end|>") == cfg.eos_token_id
