@@ -298,6 +298,10 @@ def test_writer_roundtrip_and_bad_input(tmp_path):
     assert not (tmp_path / "b.mp4").exists() and not list(tmp_path.glob("*.part"))
     with pytest.raises(ValueError, match="n_train_videos"):
         generate_dataset(tmp_path / "d", n_train_videos=0)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['n_videos'\]"):
+        generate_dataset(tmp_path / "d", n_videos=3)
+    with pytest.raises(ValueError, match="family_weights"):
+        generate_dataset(tmp_path / "d", family_weights=(("object_size", 2),))
 
 
 # ---------------------------------------------------------------------------------------------- determinism
@@ -416,7 +420,7 @@ def test_light_questions_come_in_same_clip_pairs(ds):
 def test_additions_leave_existing_families_and_eval_unchanged(ds, tmp_path):
     """Without the additions the generator writes the previous mix: the eval split is byte-identical and the
     default mix is that mix plus the twins and the yes/no records (nothing of it dropped or changed)."""
-    plain = _quick(tmp_path / "plain", yes_no_fraction=0.0, contrastive_pairs=False)
+    plain = _quick(tmp_path / "plain", yes_no_fraction=0.0, contrastive_pairs=False, family_weights=())
     assert [p.read_bytes() for p in plain.eval_configs.values()] == [p.read_bytes() for p in ds.eval_configs.values()]
 
     def content(paths) -> Counter:
@@ -426,7 +430,8 @@ def test_additions_leave_existing_families_and_eval_unchanged(ds, tmp_path):
     assert not base - full  # every earlier record is still there
     extra = full - base
     counts = _load(ds.manifest)["counts"]
-    assert sum(extra.values()) == counts["stage4_online_mc_pairs"] + counts["stage4_yes_no"] > 0
+    added = counts["stage4_online_mc_pairs"] + counts["stage4_online_mc_weighted"] + counts["stage4_yes_no"]
+    assert sum(extra.values()) == added > 0
     assert _load(plain.manifest)["counts"]["stage4_online_mc"] == counts["stage4_online_mc"]
 
 
@@ -470,3 +475,25 @@ def test_eval_split_independent_of_training_parameters(ds, tmp_path):
     assert _load(other.anno["stage4"]) != _load(ds.anno["stage4"])
     assert [p.read_bytes() for p in other.eval_configs.values()] == [p.read_bytes() for p in ds.eval_configs.values()]
     assert (other.videos_eval / "eval_0002.mp4").read_bytes() == (ds.videos_eval / "eval_0002.mp4").read_bytes()
+
+
+def test_family_weights_multiply_a_family_and_leave_the_rest(ds, tmp_path):
+    """``family_weights`` adds (w − 1) × per-family balanced questions of that family, drawn after the other
+    multiple-choice records: those are all still there and only that family's records are added (the yes/no
+    records are drawn against the same per-video load, so they may move; their number does not)."""
+    plain = _quick(tmp_path / "unweighted", family_weights=())
+
+    def mc(paths) -> Counter:
+        records = [r for r in _load(paths.anno["stage4"]) if not r["id"].startswith("yesno_")]
+        return Counter(json.dumps([r["video"], r["end"], r["conversations"]]) for r in records)
+
+    assert _load(plain.manifest)["counts"]["stage4_yes_no"] == _load(ds.manifest)["counts"]["stage4_yes_no"]
+
+    base, weighted = mc(plain), mc(ds)
+    assert not base - weighted
+    added = [json.loads(k)[2][0]["value"] for k in (weighted - base).elements()]
+    assert len(added) == _load(ds.manifest)["counts"]["stage4_online_mc_weighted"] > 0
+    assert all(Q.FAMILIES["object_kind"].template.format(side="left") in q or
+               Q.FAMILIES["object_kind"].template.format(side="right") in q for q in added)  # fmt: skip
+    letters = Counter(json.loads(k)[2][1]["value"] for k in (weighted - base).elements())
+    assert max(letters.values()) - min(letters.values()) <= 1 and set(letters) == {"A", "B", "C"}  # balanced answers

@@ -21,8 +21,9 @@ Every human turn holds exactly one ``<image>``. Multiple-choice text follows the
 the training target is the letter alone, as at evaluation. A quarter as many free-form records (plain short
 answers) are added to stage 4. Answers are balanced per family (uniform over options).
 
-Stage 4 then adds the same-clip ``light_color``/``light_next`` twins (``questions.add_contrastive_pairs``) and
-balanced yes/no questions in the standing-question probe format (:mod:`~streamforest.synthetic.yesno`).
+Stage 4 then adds the same-clip ``light_color``/``light_next`` twins (``questions.add_contrastive_pairs``), more
+questions of the families in ``DatasetParams.family_weights`` (object kind × 3 by default) and balanced yes/no
+questions in the standing-question probe format (:mod:`~streamforest.synthetic.yesno`).
 
 Data-list paths are absolute (computed at generation time); they are rewritten on every call, so a moved
 folder is fixed by re-running the generator. A complete dataset with the same parameters is not regenerated.
@@ -36,8 +37,9 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -75,8 +77,12 @@ class DatasetParams:
     free_form_fraction: float = 0.25
     yes_no_fraction: float = 1.0  # yes/no questions per family / multiple-choice ones per family (0: none)
     contrastive_pairs: bool = True  # add the light_color / light_next twin of each such stage-4 question
+    family_weights: tuple[tuple[str, int], ...] = (("object_kind", 3),)
+    """(family, w): that family gets w times the stage-4 multiple-choice questions of the others (docs/demo.md)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "duration_range", tuple(int(v) for v in self.duration_range))
+        object.__setattr__(self, "family_weights", tuple((str(f), int(w)) for f, w in self.family_weights))
         lo, hi = self.duration_range
         checks = {
             "n_train_videos": self.n_train_videos >= 1,
@@ -87,15 +93,14 @@ class DatasetParams:
             "free_form_fraction": 0.0 <= self.free_form_fraction <= 1.0,
             "yes_no_fraction": 0.0 <= self.yes_no_fraction <= 4.0,
             "images_per_video": self.images_per_video >= 0,
+            "family_weights": all(f in Q.FAMILIES and w >= 1 for f, w in self.family_weights),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"generate_dataset: invalid parameter(s) {bad} in {self}; see DatasetParams for ranges")
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        d["duration_range"] = list(self.duration_range)
-        return d
+        return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the manifest reads back
 
 
 QUICK = {"n_train_videos": 8, "n_eval_videos": 12, "duration_range": (12, 16), "images_per_video": 2}
@@ -293,38 +298,18 @@ def _manifest_ok(paths: DatasetPaths, params: DatasetParams) -> bool:
     return bool(files) and all((paths.root / rel).is_file() and (paths.root / rel).stat().st_size == size for rel, size in files.items())
 
 
-def generate_dataset(
-    out_dir: str | os.PathLike,
-    *,
-    seed: int = 0,
-    n_train_videos: int = 120,
-    n_eval_videos: int = 40,
-    train_questions_per_video: int = 8,
-    eval_questions_per_video: int = 6,
-    duration_range: tuple[int, int] = (10, 20),
-    fps: int = 4,
-    width: int = 112,
-    height: int = 112,
-    images_per_video: int = 2,
-    free_form_fraction: float = 0.25,
-    yes_no_fraction: float = 1.0,
-    contrastive_pairs: bool = True,
-    force: bool = False,
-    progress: bool = False,
-) -> DatasetPaths:
+def generate_dataset(out_dir: str | os.PathLike, *, force: bool = False, progress: bool = False, **options: Any) -> DatasetPaths:
     """Write the whole synthetic dataset under ``out_dir`` (layout in the module docstring).
 
-    Skips the work when ``out_dir/manifest.json`` records the same parameters and every file it lists is
-    present with its recorded size (``force=True`` regenerates). Deterministic: the same parameters give the
-    same annotation JSON and the same video bytes.
+    ``options`` are :class:`DatasetParams` fields (their defaults apply to the rest). Skips the work when
+    ``out_dir/manifest.json`` records the same parameters and every file it lists is present with its recorded
+    size (``force=True`` regenerates). Deterministic: the same parameters give the same annotation JSON and the
+    same video bytes.
     """
-    params = DatasetParams(
-        seed=seed, n_train_videos=n_train_videos, n_eval_videos=n_eval_videos,
-        train_questions_per_video=train_questions_per_video, eval_questions_per_video=eval_questions_per_video,
-        duration_range=(int(duration_range[0]), int(duration_range[1])), fps=fps, width=width, height=height,
-        images_per_video=images_per_video, free_form_fraction=free_form_fraction,
-        yes_no_fraction=yes_no_fraction, contrastive_pairs=bool(contrastive_pairs),
-    )  # fmt: skip
+    unknown = sorted(set(options) - {f.name for f in fields(DatasetParams)})
+    if unknown:
+        raise ValueError(f"generate_dataset: unknown parameter(s) {unknown}; the known ones are the DatasetParams fields")
+    params = DatasetParams(**options)
     paths = DatasetPaths.under(out_dir)
     if not force and _manifest_ok(paths, params):
         logger.info("synthetic dataset in %s is complete (same parameters): skipping generation", paths.root)
@@ -425,10 +410,13 @@ def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Gene
     free = Q.select_balanced(pool, max(1, round(per_family * params.free_form_fraction)), rng, load, used)
     free = free if params.free_form_fraction > 0 else []
     pairs = Q.add_contrastive_pairs(mc, pool, load, used) if params.contrastive_pairs else []
+    extra: list[Q.QA] = []  # drawn after the twins (their MC records stay as they were; the yes/no draw moves)
+    for family, weight in params.family_weights:
+        extra += Q.select_balanced([qa for qa in pool if qa.family == family], (weight - 1) * per_family, rng, load, used)
     yn_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 98]))  # own stream: the MC draws stay as they were
     yes_no = YN.select_yes_no(yn_pool, round(per_family * params.yes_no_fraction), yn_rng, load) if params.yes_no_fraction else []
     yes_no.sort(key=lambda yn: (yn.video, yn.q, yn.family, yn.value))
-    online = [(qa, False) for qa in mc + pairs] + [(qa, True) for qa in free]
+    online = [(qa, False) for qa in mc + pairs + extra] + [(qa, True) for qa in free]
     online.sort(key=lambda x: (x[0].video, x[0].q, x[0].family, x[0].subsubtask, x[1]))
     records = []
     for n, (qa, ff) in enumerate(online):
@@ -443,8 +431,9 @@ def _build_train(paths: DatasetPaths, params: DatasetParams, rng: np.random.Gene
     _dump_json(paths.meta["train"], metas)
     counts = {"train_videos": len(scenes), "stage1_images": len(images), "stage2_captions": len(captions),
               "stage3_video_qa": len(video_qa), "stage4_online_mc": len(mc), "stage4_online_free_form": len(free),
-              "stage4_online_mc_pairs": len(pairs), "stage4_yes_no": len(yes_no)}  # fmt: skip
-    return {"counts": counts, "stats": Q.answer_stats(mc + pairs), "yes_no_stats": YN.yes_no_stats(yes_no)}
+              "stage4_online_mc_pairs": len(pairs), "stage4_online_mc_weighted": len(extra),
+              "stage4_yes_no": len(yes_no)}  # fmt: skip
+    return {"counts": counts, "stats": Q.answer_stats(mc + pairs + extra), "yes_no_stats": YN.yes_no_stats(yes_no)}
 
 
 def _image_records(scene: Scene, name: str, image_dir: Path, n: int, rng: np.random.Generator) -> list[dict]:
