@@ -22,12 +22,12 @@ def loaded(tiny_checkpoint: Path) -> Any:
     return load_pretrained(tiny_checkpoint, dtype="float32")
 
 
-def make_frames(n: int, seed: int = 0, size: tuple[int, int] = (24, 32)) -> np.ndarray:
-    """``uint8 [n,H,W,3]``: a drifting scene with a cut every 7 frames (gives events of varying length)."""
+def make_frames(n: int, seed: int = 0, size: tuple[int, int] = (24, 32), cut_every: int = 7) -> np.ndarray:
+    """``uint8 [n,H,W,3]``: a drifting scene with a cut every ``cut_every`` frames (events of varying length)."""
     rng = np.random.default_rng(seed)
     frames, scene = [], rng.integers(0, 256, (*size, 3)).astype(np.float64)
     for k in range(n):
-        if k % 7 == 0:
+        if k % cut_every == 0:
             scene = rng.integers(0, 256, (*size, 3)).astype(np.float64)
         scene = np.clip(scene + rng.normal(0, 12, scene.shape), 0, 255)
         frames.append(scene.round().astype(np.uint8))

@@ -27,14 +27,10 @@ def loaded(tiny_checkpoint: Path) -> Any:
 
 
 def make_frames(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    frames, scene = [], rng.integers(0, 256, (24, 32, 3)).astype(np.float64)
-    for k in range(n):
-        if k % 5 == 0:
-            scene = rng.integers(0, 256, (24, 32, 3)).astype(np.float64)
-        scene = np.clip(scene + rng.normal(0, 12, scene.shape), 0, 255)
-        frames.append(scene.round().astype(np.uint8))
-    return np.stack(frames)
+    """A drifting scene with a cut every 5 frames: events enter and merge often (``test_streaming.make_frames``)."""
+    from test_streaming import make_frames as drifting_scene
+
+    return drifting_scene(n, seed, cut_every=5)
 
 
 def session_for(loaded: Any, **kwargs: Any) -> StreamingSession:
