@@ -302,6 +302,11 @@ def test_writer_roundtrip_and_bad_input(tmp_path):
         generate_dataset(tmp_path / "d", n_videos=3)
     with pytest.raises(ValueError, match="family_weights"):
         generate_dataset(tmp_path / "d", family_weights=(("object_size", 2),))
+    with pytest.raises(ValueError, match=r"family_weights .*give \(family, integer weight\) pairs"):
+        generate_dataset(tmp_path / "d", family_weights=("object_kind",))
+    with pytest.raises(ValueError, match="family_weights"):
+        generate_dataset(tmp_path / "d", family_weights={"object_kind": "many"})
+    assert DatasetParams(family_weights={"object_kind": 3}).family_weights == (("object_kind", 3),)
 
 
 # ---------------------------------------------------------------------------------------------- determinism

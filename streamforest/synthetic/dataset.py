@@ -82,7 +82,11 @@ class DatasetParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "duration_range", tuple(int(v) for v in self.duration_range))
-        object.__setattr__(self, "family_weights", tuple((str(f), int(w)) for f, w in self.family_weights))
+        weights = self.family_weights.items() if isinstance(self.family_weights, dict) else self.family_weights
+        try:
+            object.__setattr__(self, "family_weights", tuple((str(f), int(w)) for f, w in weights))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"generate_dataset: family_weights {self.family_weights!r}: give (family, integer weight) pairs, e.g. {{'object_kind': 3}}") from e
         lo, hi = self.duration_range
         checks = {
             "n_train_videos": self.n_train_videos >= 1,
